@@ -1,0 +1,148 @@
+"""On-device loader vs torchvision's DataLoader, on Fashion-MNIST.
+
+    LATENTBOOST_DATA=../shared/data python benchmarks/bench_loader.py [--repeats 3] [--train-epochs 1]
+
+Measures, in one run and interleaved (so that a noisy machine hits both alike):
+1. the data part alone: one epoch of normalised training batches (batch 256) from
+   ``TensorData.batches`` vs ``DataLoader(FashionMNIST(transform=ToTensor+Normalize))``;
+2. a whole training epoch of SmallCNN (forward, backward, Adam) fed by each.
+Prints medians and ratios; ``--json PATH`` writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def torchvision_loader(raw_dir: Path, batch_size: int, workers: int):
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    # torchvision unpacks the .gz files beside them: give it a scratch copy (data dirs are read-only).
+    scratch = Path(tempfile.mkdtemp(prefix="lb_bench_"))
+    (scratch / "FashionMNIST" / "raw").mkdir(parents=True)
+    for f in raw_dir.glob("*.gz"):
+        shutil.copy(f, scratch / "FashionMNIST" / "raw" / f.name)
+    transform = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))]
+    )
+    dataset = datasets.FashionMNIST(str(scratch), train=True, download=False, transform=transform)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers), scratch
+
+
+def time_data_epoch(batches) -> float:
+    started = time.perf_counter()
+    for x, _ in batches:
+        x.sum()  # touch the batch, as a model would
+    return time.perf_counter() - started
+
+
+def time_train_epoch(model, optimizer, batches, limit: int | None) -> float:
+    started = time.perf_counter()
+    for step, (x, y) in enumerate(batches):
+        if limit is not None and step == limit:
+            break
+        logits, _ = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    from latentboost_lab import SmallCNN, load_dataset
+    from latentboost_lab.data import _find_files
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="DataLoader workers (0: in the main process)"
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=60,
+        help="training steps timed per whole-epoch measurement (scaled to an epoch)",
+    )
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    raw, _ = _find_files("fashion_mnist", os.environ.get("LATENTBOOST_DATA"))
+    if raw is None or raw.suffix == ".npz":
+        raise SystemExit("needs the Fashion-MNIST idx files: set LATENTBOOST_DATA")
+    data = load_dataset(
+        "fashion_mnist", root=os.environ.get("LATENTBOOST_DATA"), val_size=0, download=False
+    )
+    loader, scratch = torchvision_loader(raw, args.batch_size, args.workers)
+    n_batches = len(loader)
+    ours_data, tv_data, ours_train, tv_train = [], [], [], []
+    try:
+        for repeat in range(args.repeats):
+            ours = ((b.x, b.y) for b in data.batches("train", args.batch_size, epoch=repeat))
+            ours_data.append(time_data_epoch(ours))
+            tv_data.append(time_data_epoch(loader))
+            for store, source in ((ours_train, "ours"), (tv_train, "torchvision")):
+                torch.manual_seed(0)
+                model = SmallCNN(1, 10)
+                optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+                batches = (
+                    ((b.x, b.y) for b in data.batches("train", args.batch_size, epoch=repeat))
+                    if source == "ours"
+                    else iter(loader)
+                )
+                seconds = time_train_epoch(model, optimizer, batches, args.train_steps)
+                store.append(seconds * n_batches / args.train_steps)  # scaled to a whole epoch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    med = {
+        k: statistics.median(v)
+        for k, v in {
+            "ours_data": ours_data,
+            "tv_data": tv_data,
+            "ours_train": ours_train,
+            "tv_train": tv_train,
+        }.items()
+    }
+    result = {
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "workers": args.workers,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        **med,
+        "data_speedup": med["tv_data"] / med["ours_data"],
+        "train_epoch_speedup": med["tv_train"] / med["ours_train"],
+    }
+    print(
+        f"Fashion-MNIST train split (60,000 images), batch {args.batch_size}, median of {args.repeats}, "
+        f"{torch.get_num_threads()} threads\n"
+    )
+    print("| what | on-device loader | torchvision DataLoader | ratio |")
+    print("|---|---:|---:|---:|")
+    print(
+        f"| one epoch of normalised batches | {med['ours_data']:.2f} s | {med['tv_data']:.2f} s "
+        f"| {result['data_speedup']:.1f}x |"
+    )
+    print(
+        f"| one SmallCNN training epoch (from {args.train_steps} steps) | {med['ours_train']:.1f} s "
+        f"| {med['tv_train']:.1f} s | {result['train_epoch_speedup']:.2f}x |"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""The ``latentboost-lab`` command (also ``python -m latentboost_lab``).
+
+    latentboost-lab demo                 cross-entropy vs Latent Boost on the embedded digits
+    latentboost-lab data                 which data sets are present, and where
+    latentboost-lab train --loss ...     one training run, its history written as JSON
+
+Errors are one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+DEFAULT_EPOCHS = {"digits": 20, "fashion_mnist": 10, "cifar10": 30, "cifar100": 30}
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits (embedded, default), fashion_mnist, cifar10, cifar100, or a path to an .npz",
+    )
+    p.add_argument(
+        "--root",
+        default=None,
+        help="folder holding the data (else $LATENTBOOST_DATA, the cache, ...)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="let torchvision download missing data (needs internet)",
+    )
+    p.add_argument(
+        "--model",
+        default="small_cnn",
+        choices=["small_cnn", "vgg11_bn", "resnet18"],
+        help="the classifier (default small_cnn; vgg11_bn and resnet18 need >= 16x16 images)",
+    )
+    p.add_argument(
+        "--latent-dim",
+        type=int,
+        default=None,
+        help="width of the latent space (default: the model's)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help="epoch budget (default depends on the data set)"
+    )
+    p.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="early stopping on val_acc after this many epochs",
+    )
+    p.add_argument(
+        "--n-train", type=int, default=None, help="stratified subset of the training split"
+    )
+    p.add_argument("--n-test", type=int, default=None, help="stratified subset of the test split")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the model, the subsets and the batches"
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps"
+    )
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (for GPUs)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (for GPUs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latentboost-lab", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"latentboost-lab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="train cross-entropy and Latent Boost side by side; print a table, save a figure",
+        description="Train the cross-entropy baseline and Latent Boost with the same data, model, "
+        "seed and budget; print accuracy, macro-F1, silhouette, epochs and seconds; write a "
+        "figure of the two test latent spaces projected to 2-D.",
+    )
+    _add_common(demo)
+    demo.add_argument(
+        "--lam", type=float, default=0.75, help="λ of Latent Boost (weight of the Magnet term)"
+    )
+    demo.add_argument("--out", default="demo_output", help="folder for the figure and results.json")
+
+    data = sub.add_parser(
+        "data",
+        help="show which data sets are available and where they were found",
+        description="List the data sets, where each was found (nothing is downloaded unless "
+        "--download is given) and the places searched.",
+    )
+    data.add_argument("--root", default=None, help="an extra folder to search first")
+    data.add_argument(
+        "--download", metavar="NAME", default=None, help="download this data set with torchvision"
+    )
+
+    train = sub.add_parser(
+        "train",
+        help="one training run with a chosen loss; history as JSON",
+        description="Train one model with one loss and write its history (and checkpoint).",
+    )
+    _add_common(train)
+    train.add_argument("--loss", default="ce", help="ce, magnet, center or latentboost")
+    train.add_argument(
+        "--lam", type=float, default=None, help="λ (latentboost, center); default per data set"
+    )
+    train.add_argument(
+        "--out", default="runs/run", help="path prefix: writes PREFIX.json (and PREFIX.pt)"
+    )
+    train.add_argument(
+        "--checkpoint", action="store_true", help="write a checkpoint after every epoch"
+    )
+    train.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint PREFIX.pt"
+    )
+    return parser
+
+
+def _load(args):
+    from .data import load_dataset
+
+    return load_dataset(
+        args.dataset,
+        root=args.root,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        seed=args.seed,
+        device=args.device,
+        download=args.download,
+    )
+
+
+def _train_arm(args, data, loss_name: str, lam: float | None):
+    from .device import seed_everything
+    from .models import build_model
+    from .recipes import make_loss
+    from .training import fit
+
+    seed_everything(args.seed)
+    model = build_model(args.model, data.info, args.latent_dim)
+    loss = make_loss(loss_name, data=data, lam=lam, latent_dim=model.latent_dim)
+    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS.get(data.info.name, 20)
+    history = fit(
+        model,
+        data,
+        loss,
+        epochs=epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        seed=args.seed,
+        bf16=args.bf16,
+        compile=args.compile,
+        progress=not args.no_progress,
+        **getattr(args, "fit_extra", {}),
+    )
+    return model, loss, history
+
+
+def cmd_demo(args) -> int:
+    from .metrics import embed, f1_score, silhouette_score
+    from .plots import plot_comparison_latents
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # fail now, not after training, if it cannot be written
+    data = _load(args)
+    print(f"data: {data!r} from {data.source}")
+    rows, latents = [], {}
+    for name, loss_name, lam in (
+        ("cross-entropy", "ce", None),
+        (f"Latent Boost (λ={args.lam:g})", "latentboost", args.lam),
+    ):
+        started = time.perf_counter()
+        model, _, history = _train_arm(args, data, loss_name, lam)
+        seconds = time.perf_counter() - started
+        latent, labels, logits = embed(model, data, "test", return_logits=True)
+        pred = logits.argmax(1)
+        rows.append(
+            {
+                "arm": name,
+                "test_acc": float((pred == labels).float().mean()),
+                "macro_f1": float(f1_score(pred, labels, average="macro")),
+                "silhouette": float(silhouette_score(latent, labels)),
+                "epochs": history.epochs_to_stop,
+                "seconds": seconds,
+            }
+        )
+        latents[name] = (latent.cpu(), labels.cpu())
+    print()
+    print(format_table(rows))
+    figure = plot_comparison_latents(latents, class_names=data.classes)
+    figure.savefig(out / "latent_spaces.png", dpi=120, bbox_inches="tight")
+    (out / "results.json").write_text(
+        json.dumps(
+            {"dataset": data.info.name, "model": args.model, "seed": args.seed, "rows": rows},
+            indent=1,
+        )
+    )
+    print(f"\nwrote {out / 'latent_spaces.png'} and {out / 'results.json'}")
+    return 0
+
+
+def format_table(rows: list[dict]) -> str:
+    """A Markdown table of the demo's rows."""
+    head = "| arm | test accuracy | macro-F1 | silhouette (test latent) | epochs | seconds |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | {r['test_acc']:.4f} | {r['macro_f1']:.4f} | {r['silhouette']:.4f} "
+            f"| {r['epochs']} | {r['seconds']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def cmd_data(args) -> int:
+    from .data import available_datasets, load_dataset, search_dirs
+
+    if args.download:
+        data = load_dataset(args.download, root=args.root, download=True)
+        print(f"{args.download}: {data!r} from {data.source}")
+        return 0
+    for name, place in available_datasets(args.root).items():
+        print(f"{name:14s} {place if place else 'not found'}")
+    print(
+        "\nsearched, in order:", ", ".join(str(d) for d in search_dirs("fashion_mnist", args.root))
+    )
+    print(
+        "missing data: `latentboost-lab data --download NAME`, or set LATENTBOOST_DATA to a folder holding it"
+    )
+    return 0
+
+
+def cmd_train(args) -> int:
+    prefix = Path(args.out)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    if args.checkpoint or args.resume:
+        args.fit_extra = {"checkpoint": prefix.with_suffix(".pt"), "resume": args.resume}
+    data = _load(args)
+    model, loss, history = _train_arm(args, data, args.loss, args.lam)
+    history.to_json(prefix.with_suffix(".json"))
+    last = history.last
+    print(
+        f"{args.loss}: {history.epochs_to_stop} epochs, test_acc {last.get('test_acc', float('nan')):.4f}; "
+        f"history in {prefix.with_suffix('.json')}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"demo": cmd_demo, "data": cmd_data, "train": cmd_train}[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # one line for people; the traceback with --debug
+        if args.debug:
+            raise
+        message = str(err).strip() or type(err).__name__
+        print(f"latentboost-lab {args.command}: error: {message}", file=sys.stderr)
+        return 1

@@ -1,0 +1,190 @@
+"""Classifiers that expose their latent space.
+
+Every model here is a :class:`LatentClassifier`: ``forward(x)`` returns ``(logits, latent)``,
+where ``latent`` is the flattened input of the final linear layer ``model.classifier``, so that
+``logits == model.classifier(latent)``. That latent is the space Latent Boost shapes; its width
+is ``model.latent_dim`` and is configurable.
+
+- :class:`SmallCNN`: three conv blocks, for 8x8 and 28x28 grayscale and 32x32 colour images;
+  fast on a laptop CPU.
+- :func:`vgg11_bn` and :func:`resnet18`: torchvision's definitions adapted to small images
+  (ResNet: 3x3 stride-1 stem and no max-pool, as is usual for CIFAR; VGG: the last max-pool
+  dropped and a global average pool, so 28x28 and 32x32 both fit).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._checks import check_int
+
+__all__ = ["MODELS", "LatentClassifier", "SmallCNN", "build_model", "resnet18", "vgg11_bn"]
+
+
+class LatentClassifier(nn.Module):
+    """``backbone`` (images -> flat features) -> ``embedding`` (features -> latent) ->
+    ``classifier`` (latent -> logits). Subclasses only build the three parts."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        embedding: nn.Module,
+        classifier: nn.Linear,
+        image_shape: tuple[int, int, int],
+        min_size: int = 1,
+    ):
+        super().__init__()
+        self.backbone, self.embedding, self.classifier = backbone, embedding, classifier
+        self.image_shape = tuple(image_shape)
+        self.min_size = min_size
+
+    @property
+    def latent_dim(self) -> int:
+        return self.classifier.in_features
+
+    @property
+    def num_classes(self) -> int:
+        return self.classifier.out_features
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """A clear error for images the model cannot take (instead of a shape error deep in a conv)."""
+        channels = self.image_shape[0]
+        if x.dim() != 4 or x.shape[1] != channels:
+            raise ValueError(
+                f"{type(self).__name__} expects images of shape (batch, {channels}, height, width), "
+                f"got {tuple(x.shape)}"
+            )
+        if min(x.shape[-2:]) < self.min_size:
+            raise ValueError(
+                f"{type(self).__name__} needs images of at least {self.min_size}x{self.min_size} "
+                f"pixels, got {x.shape[-2]}x{x.shape[-1]}; for small images use SmallCNN"
+            )
+        if not x.is_floating_point():
+            raise ValueError(
+                f"images must be a normalised floating-point tensor (see TensorData.normalize), got {x.dtype}"
+            )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not torch.compiler.is_compiling():
+            self.check_input(x)
+        latent = self.embedding(self.backbone(x))
+        return self.classifier(latent), latent
+
+
+def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class SmallCNN(LatentClassifier):
+    """conv32-pool-conv64-pool-conv128, adaptive pool to 2x2, a linear+ReLU embedding of width
+    ``latent_dim`` (the latent), and the linear classifier. Works for 8x8, 28x28 and 32x32."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        latent_dim: int = 128,
+        image_size: int = 28,
+    ):
+        check_int("in_channels", in_channels, 1)
+        check_int("num_classes", num_classes, 2)
+        check_int("latent_dim", latent_dim, 1)
+        backbone = nn.Sequential(
+            *_conv_block(in_channels, 32),
+            nn.MaxPool2d(2),
+            *_conv_block(32, 64),
+            nn.MaxPool2d(2),
+            *_conv_block(64, 128),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+        )
+        embedding = nn.Sequential(nn.Linear(128 * 4, latent_dim), nn.ReLU(inplace=True))
+        super().__init__(
+            backbone,
+            embedding,
+            nn.Linear(latent_dim, num_classes),
+            (in_channels, image_size, image_size),
+            min_size=4,
+        )
+
+
+def _embedding(features: int, latent_dim: int | None) -> tuple[nn.Module, int]:
+    """Identity when the native width is kept; otherwise a linear+ReLU projection to latent_dim."""
+    if latent_dim is None or latent_dim == features:
+        return nn.Identity(), features
+    check_int("latent_dim", latent_dim, 1)
+    return nn.Sequential(nn.Linear(features, latent_dim), nn.ReLU(inplace=True)), latent_dim
+
+
+def vgg11_bn(
+    in_channels: int = 3, num_classes: int = 10, latent_dim: int | None = None, image_size: int = 32
+) -> LatentClassifier:
+    """torchvision's VGG-11 with batch norm, for 28x28 or 32x32 images: the convolutional
+    features without their last max-pool, a global average pool (512 features), and the
+    linear classifier. The latent is the 512 pooled features (or a projection of them to
+    ``latent_dim``)."""
+    from torchvision.models import vgg11_bn as tv_vgg11_bn
+
+    features = tv_vgg11_bn(weights=None).features
+    if in_channels != 3:
+        features[0] = nn.Conv2d(in_channels, 64, 3, padding=1)
+    features = nn.Sequential(*list(features)[:-1])  # drop the last max-pool: 32 -> 2, 28 -> 1
+    embedding, width = _embedding(512, latent_dim)
+    backbone = nn.Sequential(features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return LatentClassifier(
+        backbone,
+        embedding,
+        nn.Linear(width, num_classes),
+        (in_channels, image_size, image_size),
+        min_size=16,
+    )
+
+
+def resnet18(
+    in_channels: int = 3, num_classes: int = 10, latent_dim: int | None = None, image_size: int = 32
+) -> LatentClassifier:
+    """torchvision's ResNet-18 adapted to small images: a 3x3 stride-1 stem and no max-pool
+    (the usual CIFAR variant). The latent is the 512 globally pooled features (or a projection
+    of them to ``latent_dim``)."""
+    from torchvision.models import resnet18 as tv_resnet18
+
+    net = tv_resnet18(weights=None)
+    net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    net.fc = nn.Identity()  # the backbone now ends in the 512 pooled, flattened features
+    embedding, width = _embedding(512, latent_dim)
+    return LatentClassifier(
+        net,
+        embedding,
+        nn.Linear(width, num_classes),
+        (in_channels, image_size, image_size),
+        min_size=8,
+    )
+
+
+MODELS = {"small_cnn": SmallCNN, "vgg11_bn": vgg11_bn, "resnet18": resnet18}
+
+
+def build_model(name: str, info, latent_dim: int | None = None) -> LatentClassifier:
+    """The model ``name`` (small_cnn, vgg11_bn, resnet18) sized for data set ``info``
+    (a :class:`~latentboost_lab.data.DatasetInfo`). ``latent_dim=None`` keeps the model's
+    native width (128 for SmallCNN, 512 for the others)."""
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
+    channels, height, width = info.image_shape
+    kwargs = {"in_channels": channels, "num_classes": info.num_classes, "image_size": height}
+    if name == "small_cnn":
+        model = SmallCNN(latent_dim=128 if latent_dim is None else latent_dim, **kwargs)
+    else:
+        model = MODELS[name](latent_dim=latent_dim, **kwargs)
+    if min(height, width) < model.min_size:
+        raise ValueError(
+            f"model {name!r} needs images of at least {model.min_size}x{model.min_size} pixels; "
+            f"{info.name} has {height}x{width}: use model='small_cnn'"
+        )
+    return model
