@@ -62,7 +62,7 @@ def time_train_epoch(model, optimizer, batches, limit: int | None) -> float:
 
 def main() -> None:
     from latentboost_lab import SmallCNN, load_dataset
-    from latentboost_lab.data import _find_files
+    from latentboost_lab.data import find_files
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    raw, _ = _find_files("fashion_mnist", os.environ.get("LATENTBOOST_DATA"))
+    raw, _ = find_files("fashion_mnist", os.environ.get("LATENTBOOST_DATA"))
     if raw is None or raw.suffix == ".npz":
         raise SystemExit("needs the Fashion-MNIST idx files: set LATENTBOOST_DATA")
     data = load_dataset(

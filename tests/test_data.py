@@ -19,6 +19,7 @@ from latentboost_lab.data import (
     available_datasets,
     load_dataset,
     read_idx,
+    sources,
     stratified_indices,
 )
 
@@ -27,7 +28,7 @@ from latentboost_lab.data import (
 def no_system_copies(monkeypatch, tmp_path):
     """No $LATENTBOOST_DATA and no Debian copy: only what a test puts in place is found."""
     monkeypatch.delenv("LATENTBOOST_DATA", raising=False)
-    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-copy")
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-copy")
 
 
 def write_idx(path, array: np.ndarray) -> None:

@@ -204,3 +204,15 @@ def test_small_cnn_learns_fashion_mnist_subset(fashion_root):
     model = SmallCNN(in_channels=1, num_classes=10)
     history = fit(model, data, epochs=2, batch_size=64, progress=False)
     assert history.last["test_acc"] >= 0.80, history.epochs
+
+
+def test_gpu_switches_run_on_the_cpu(digits):
+    """bf16 autocast and channels_last are GPU switches, but must not break a CPU run."""
+    history = fit(small_model(), digits, epochs=1, bf16=True, channels_last=True, progress=False)
+    assert math.isfinite(history.last["train_loss"]) and history.last["test_acc"] > 0.2
+
+
+def test_device_moves_data_and_model_together(digits):
+    model = small_model()
+    history = fit(model, digits, epochs=1, device="cpu", progress=False)
+    assert next(model.parameters()).device.type == "cpu" and history.config["device"] == "cpu"

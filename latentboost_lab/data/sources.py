@@ -1,0 +1,427 @@
+"""Where the data sets are found and how their files are read.
+
+Search order: ``root=``; ``$LATENTBOOST_DATA``; the user cache directory
+(``$XDG_CACHE_HOME/latentboost_lab`` or ``~/.cache/latentboost_lab``); Debian's
+``/usr/share/datasets/fashion-mnist`` (package ``dataset-fashion-mnist``); finally torchvision's
+download into the cache directory. Data directories are only ever read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .samplers import stratified_indices
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No copy of a data set was found in any of the places looked at."""
+
+
+class DataFileError(ValueError):
+    """A data file exists but is not what it should be (size, checksum, format)."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model and a plot need to know about a data set."""
+
+    name: str
+    classes: tuple[str, ...]
+    image_shape: tuple[int, int, int]  # (channels, height, width)
+    mean: tuple[float, ...]  # per channel, of the training images scaled to [0, 1]
+    std: tuple[float, ...]
+    augment: bool = False  # random crop (4-pixel padding) and horizontal flip during training
+    description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+_FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+_CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
+# Channel statistics of the official training splits (scaled to [0, 1]). The Fashion-MNIST
+# mean is checked against the real files by the test suite; the digits ones are computed
+# from load_digits; CIFAR's are the widely used published values.
+DATASETS: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo(
+        "digits",
+        tuple(str(i) for i in range(10)),
+        (1, 8, 8),
+        (0.3073,),
+        (0.3759,),
+        description="scikit-learn's load_digits: 1,797 8x8 handwritten digits, ships with scikit-learn",
+    ),
+    "fashion_mnist": DatasetInfo(
+        "fashion_mnist",
+        _FASHION_CLASSES,
+        (1, 28, 28),
+        (0.2860,),
+        (0.3530,),
+        description="Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 28x28 grayscale images",
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10",
+        _CIFAR10_CLASSES,
+        (3, 32, 32),
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+        augment=True,
+        description="CIFAR-10 (Krizhevsky 2009): 50,000 + 10,000 32x32 colour images",
+    ),
+    "cifar100": DatasetInfo(
+        "cifar100",
+        (),
+        (3, 32, 32),
+        (0.5071, 0.4865, 0.4409),
+        (0.2673, 0.2564, 0.2762),
+        augment=True,
+        description="CIFAR-100 (Krizhevsky 2009): 50,000 + 10,000 32x32 colour images, 100 classes",
+    ),
+}
+
+# The official Fashion-MNIST files by the array they hold, with their md5 sums (the ones
+# torchvision checks).
+FASHION_MNIST_FILES = {
+    "x_train": ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+    "y_train": ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+    "x_test": ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+    "y_test": ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+}
+# Sub-folders of a data root that may hold a data set (the first is torchvision's layout).
+_SUBDIRS = {
+    "fashion_mnist": (
+        "FashionMNIST/raw",
+        "fashion_mnist",
+        "fashion-mnist",
+        "FashionMNIST",
+        "",
+    ),
+    "cifar10": ("cifar10", "cifar-10", ""),
+    "cifar100": ("cifar100", "cifar-100", ""),
+}
+_TORCHVISION_FOLDERS = {
+    "cifar10": "cifar-10-batches-py",
+    "cifar100": "cifar-100-python",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Where data is looked for
+
+
+def cache_dir() -> Path:
+    """The user cache directory where downloads go (never a data directory given by the user)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "latentboost_lab"
+
+
+def search_dirs(name: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """The directories searched for data set ``name``, in order."""
+    dirs: list[Path] = []
+    if root is not None:
+        dirs.append(Path(root).expanduser())
+    if os.environ.get("LATENTBOOST_DATA"):
+        dirs.append(Path(os.environ["LATENTBOOST_DATA"]).expanduser())
+    dirs.append(cache_dir())
+    if name == "fashion_mnist":
+        dirs.append(DEBIAN_FASHION_MNIST)
+    return dirs
+
+
+def _candidate_dirs(name: str, root) -> list[Path]:
+    return [d / sub if sub else d for d in search_dirs(name, root) for sub in _SUBDIRS[name]]
+
+
+def _how_to_get(name: str) -> str:
+    lines = [
+        "How to get it:",
+        "  - let torchvision download it: load_dataset(..., download=True) "
+        "or `latentboost-lab data --download NAME` (needs internet)",
+        "  - or put the files in a folder and set LATENTBOOST_DATA=/that/folder (or pass root=)",
+    ]
+    if name == "fashion_mnist":
+        lines.append("  - on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist")
+    lines.append("  - or bring an .npz with x_train, y_train, x_test, y_test, classes")
+    lines.append("  - or use the embedded data set that needs no file: name='digits'")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Readers of the on-disk formats
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_idx(path: str | os.PathLike, md5: str | None = None) -> np.ndarray:
+    """Read an idx file (``.gz`` or plain), the format of MNIST and Fashion-MNIST.
+
+    Checks the md5 sum when given, the magic number and that the byte count matches the header.
+    """
+    path = Path(path)
+    if md5 is not None and _md5(path) != md5:
+        raise DataFileError(
+            f"{path}: checksum mismatch (md5 {_md5(path)}, expected {md5}); the file is corrupted "
+            "or not the official one: delete it and fetch it again"
+        )
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise DataFileError(
+            f"{path}: cannot be read ({err}); the file is truncated or corrupted"
+        ) from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataFileError(
+            f"{path}: not an idx file of unsigned bytes (bad magic number {raw[:4].hex()})"
+        )
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        raise DataFileError(
+            f"{path}: {len(raw)} bytes, but its header {shape} needs {expected}; the file is truncated"
+        )
+    return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=header).reshape(shape)  # writable
+
+
+def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """Read the documented ``.npz`` format and check its arrays."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+            names = arrays.pop("classes", None)
+    except Exception as err:  # zipfile, pickle and value errors all mean: not a valid npz
+        raise DataFileError(f"{path}: not a readable .npz file ({err})") from err
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise DataFileError(
+            f"{path}: missing arrays {missing}; expected x_train, y_train, x_test, y_test, classes"
+        )
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8:
+            raise DataFileError(f"{path}: x_{split} must be uint8 images, got dtype {x.dtype}")
+        if x.ndim not in (3, 4):
+            raise DataFileError(
+                f"{path}: x_{split} must have shape (N, H, W) or (N, H, W, C), got {x.shape}"
+            )
+        if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1 or len(y) != len(x):
+            raise DataFileError(
+                f"{path}: y_{split} must be a 1-D integer array with one label per image "
+                f"({len(x)}), got dtype {y.dtype}, shape {y.shape}"
+            )
+    arrays = {k: arrays[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise DataFileError(
+            f"{path}: x_train images {arrays['x_train'].shape[1:]} and x_test images "
+            f"{arrays['x_test'].shape[1:]} differ in shape"
+        )
+    y_all = np.concatenate([arrays["y_train"], arrays["y_test"]])
+    if names is not None:
+        classes = tuple(str(c) for c in names)
+    else:
+        classes = tuple(str(c) for c in range(int(y_all.max()) + 1))
+    if len(y_all) and (y_all.min() < 0 or y_all.max() >= len(classes)):
+        raise DataFileError(
+            f"{path}: labels must lie in [0, {len(classes) - 1}] "
+            f"(one per class name), got [{y_all.min()}, {y_all.max()}]"
+        )
+    return arrays, classes
+
+
+def _to_nchw(x: np.ndarray) -> np.ndarray:
+    return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _read_cifar_pickles(folder: Path, name: str) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """torchvision's on-disk CIFAR layout (the python pickles), read without writing anything."""
+    if name == "cifar10":
+        train_files, test_files = (
+            [f"data_batch_{i}" for i in range(1, 6)],
+            ["test_batch"],
+        )
+        label_key, meta_file, names_key = "labels", "batches.meta", "label_names"
+    else:
+        train_files, test_files = ["train"], ["test"]
+        label_key, meta_file, names_key = "fine_labels", "meta", "fine_label_names"
+
+    def load(file):
+        try:
+            with open(folder / file, "rb") as f:
+                return pickle.load(f, encoding="latin1")
+        except Exception as err:
+            raise DataFileError(
+                f"{folder / file}: cannot be read as a CIFAR pickle ({err})"
+            ) from err
+
+    arrays = {}
+    for split, files in (("train", train_files), ("test", test_files)):
+        parts = [load(f) for f in files]
+        x = np.concatenate([np.asarray(p["data"], dtype=np.uint8) for p in parts])
+        arrays[f"x_{split}"] = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        arrays[f"y_{split}"] = np.concatenate(
+            [np.asarray(p[label_key], dtype=np.int64) for p in parts]
+        )
+    return arrays, tuple(load(meta_file)[names_key])
+
+
+def find_files(name: str, root) -> tuple[Path | None, list[Path]]:
+    """The first folder or file that holds data set ``name``, and every place looked at."""
+    looked: list[Path] = []
+    for d in _candidate_dirs(name, root):
+        looked.append(d)
+        if name == "fashion_mnist" and all(
+            (d / f).is_file() for f, _ in FASHION_MNIST_FILES.values()
+        ):
+            return d, looked
+        if name in _TORCHVISION_FOLDERS and (d / _TORCHVISION_FOLDERS[name]).is_dir():
+            return d / _TORCHVISION_FOLDERS[name], looked
+        if d.is_dir():
+            npz = sorted(d.glob(f"{name}*.npz")) or (
+                sorted(d.glob("*.npz")) if d.name in _SUBDIRS[name] and d.name else []
+            )
+            if npz:
+                return npz[0], looked
+    return None, looked
+
+
+def _download(name: str) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """torchvision's download into the user cache directory (the real path for online users)."""
+    import torchvision.datasets as tvd
+
+    cls = {
+        "fashion_mnist": tvd.FashionMNIST,
+        "cifar10": tvd.CIFAR10,
+        "cifar100": tvd.CIFAR100,
+    }[name]
+    target = cache_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    classes: tuple[str, ...] = ()
+    for split in ("train", "test"):
+        ds = cls(root=str(target), train=(split == "train"), download=True)
+        x = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+        y = ds.targets.numpy() if isinstance(ds.targets, torch.Tensor) else np.asarray(ds.targets)
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = (
+            x.astype(np.uint8),
+            y.astype(np.int64),
+        )
+        classes = tuple(ds.classes)
+    return arrays, classes
+
+
+def read_raw(name: str, root, download: bool) -> tuple[dict[str, np.ndarray], tuple[str, ...], str]:
+    """Arrays x_train (N,C,H,W) uint8, y_train, x_test, y_test; class names; where they came from."""
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255
+        labels = bunch.target.astype(np.int64)
+        # load_digits has no official split: a fixed stratified 80/20 one (seed 0, whatever the
+        # run's seed) keeps the test set the same across runs so results are comparable.
+        test = stratified_indices(
+            torch.from_numpy(labels), 360, torch.Generator().manual_seed(0)
+        ).numpy()
+        is_test = np.zeros(len(labels), dtype=bool)
+        is_test[test] = True
+        arrays = {
+            "x_train": images[~is_test],
+            "y_train": labels[~is_test],
+            "x_test": images[is_test],
+            "y_test": labels[is_test],
+        }
+        return (
+            {k: _to_nchw(v) if k[0] == "x" else v for k, v in arrays.items()},
+            DATASETS["digits"].classes,
+            "scikit-learn (embedded)",
+        )
+
+    found, looked = find_files(name, root)
+    if found is None:
+        if download:
+            try:
+                arrays, classes = _download(name)
+            except Exception as err:  # offline: urllib, socket and torchvision errors alike
+                raise DataNotFoundError(
+                    _not_found_message(name, looked, f"download failed: {err}")
+                ) from None
+            return (
+                {k: _to_nchw(v) if k[0] == "x" else v for k, v in arrays.items()},
+                classes,
+                f"downloaded to {cache_dir()}",
+            )
+        raise DataNotFoundError(
+            _not_found_message(name, looked, "download not attempted (download=False)")
+        )
+    if found.suffix == ".npz":
+        arrays, classes = read_npz(found)
+    elif found.name in _TORCHVISION_FOLDERS.values():
+        arrays, classes = _read_cifar_pickles(found, name)
+    else:  # Fashion-MNIST idx files
+        arrays = {
+            key: read_idx(found / file, md5) for key, (file, md5) in FASHION_MNIST_FILES.items()
+        }
+        classes = _FASHION_CLASSES
+    arrays = {k: (_to_nchw(v) if k[0] == "x" else v.astype(np.int64)) for k, v in arrays.items()}
+    return arrays, classes, str(found)
+
+
+def _not_found_message(name: str, looked: list[Path], download_note: str) -> str:
+    places = "\n".join(f"  - {p}" for p in looked)
+    return (
+        f"data set {name!r} was not found. Places looked at, in order:\n{places}\n"
+        f"  - torchvision download: {download_note}\n{_how_to_get(name)}"
+    )
+
+
+def available_datasets(root=None) -> dict[str, str | None]:
+    """Where each named data set was found (None where no copy is present; nothing is downloaded)."""
+    found = {"digits": "scikit-learn (embedded)"}
+    for name in ("fashion_mnist", "cifar10", "cifar100"):
+        place, _ = find_files(name, root)
+        found[name] = str(place) if place is not None else None
+    return found
