@@ -12,6 +12,7 @@ Prints medians and ratios; ``--json PATH`` writes them.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import shutil
@@ -28,11 +29,13 @@ def torchvision_loader(raw_dir: Path, batch_size: int, workers: int):
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
-    # torchvision unpacks the .gz files beside them: give it a scratch copy (data dirs are read-only).
+    # torchvision wants the unpacked files beside the .gz ones: give it a scratch copy (data dirs
+    # are read-only).
     scratch = Path(tempfile.mkdtemp(prefix="lb_bench_"))
     (scratch / "FashionMNIST" / "raw").mkdir(parents=True)
-    for f in raw_dir.glob("*.gz"):
-        shutil.copy(f, scratch / "FashionMNIST" / "raw" / f.name)
+    for f in raw_dir.glob("*.gz"):  # torchvision reads the unpacked files
+        with gzip.open(f, "rb") as packed, open(scratch / "FashionMNIST" / "raw" / f.stem, "wb") as out:
+            shutil.copyfileobj(packed, out)
     transform = transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))]
     )
