@@ -1,6 +1,6 @@
 """On-device loader vs torchvision's DataLoader, on Fashion-MNIST.
 
-    LATENTBOOST_DATA=../shared/data python benchmarks/bench_loader.py [--repeats 3] [--train-epochs 1]
+    LATENTBOOST_DATA=../shared/data python benchmarks/bench_loader.py [--repeats 3] [--threads 1]
 
 Measures, in one run and interleaved (so that a noisy machine hits both alike):
 1. the data part alone: one epoch of normalised training batches (batch 256) from
@@ -34,7 +34,10 @@ def torchvision_loader(raw_dir: Path, batch_size: int, workers: int):
     scratch = Path(tempfile.mkdtemp(prefix="lb_bench_"))
     (scratch / "FashionMNIST" / "raw").mkdir(parents=True)
     for f in raw_dir.glob("*.gz"):  # torchvision reads the unpacked files
-        with gzip.open(f, "rb") as packed, open(scratch / "FashionMNIST" / "raw" / f.stem, "wb") as out:
+        with (
+            gzip.open(f, "rb") as packed,
+            open(scratch / "FashionMNIST" / "raw" / f.stem, "wb") as out,
+        ):
             shutil.copyfileobj(packed, out)
     transform = transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))]
@@ -79,8 +82,17 @@ def main() -> None:
         default=60,
         help="training steps timed per whole-epoch measurement (scaled to an epoch)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's choice); on a busy 2-core machine 1 avoids "
+        "OpenMP hand-offs that make small tensor operations slow",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     raw, _ = find_files("fashion_mnist", os.environ.get("LATENTBOOST_DATA"))
     if raw is None or raw.suffix == ".npz":
@@ -125,13 +137,14 @@ def main() -> None:
         "workers": args.workers,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "load_average": os.getloadavg()[0],
         **med,
         "data_speedup": med["tv_data"] / med["ours_data"],
         "train_epoch_speedup": med["tv_train"] / med["ours_train"],
     }
     print(
         f"Fashion-MNIST train split (60,000 images), batch {args.batch_size}, median of {args.repeats}, "
-        f"{torch.get_num_threads()} threads\n"
+        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}\n"
     )
     print("| what | on-device loader | torchvision DataLoader | ratio |")
     print("|---|---:|---:|---:|")

@@ -1,0 +1,27 @@
+"""Training losses: Magnet (Rippel et al. 2016), Latent Boost (arXiv:2412.08515) and Center loss
+(Wen et al. 2016), plus the batch PCA that Latent Boost uses.
+
+- :class:`MagnetLoss`: the reference Magnet loss, ``loss(latent, labels, cluster_ids=None)``.
+- :class:`MagnetObjective`: the whole Magnet method for ``fit`` (cluster index, neighbourhood
+  sampler, nearest-cluster classifier).
+- :class:`LatentBoostLoss`: ``lam * L_dist + (1 - lam) * L_CE``.
+- :class:`CenterLoss`: ``L_CE + lam / 2 * mean ||z - c_y||^2``.
+
+The last three follow ``fit``'s protocol ``loss(logits, latent, labels, epoch)``.
+"""
+
+from latentboost_lab.losses.center import CenterLoss
+from latentboost_lab.losses.latent_boost import PAPER_LAMBDA, LatentBoostLoss
+from latentboost_lab.losses.magnet import MagnetLoss, MagnetObjective, magnet_terms
+from latentboost_lab.losses.pca import BatchPCA, batch_pca
+
+__all__ = [
+    "PAPER_LAMBDA",
+    "BatchPCA",
+    "CenterLoss",
+    "LatentBoostLoss",
+    "MagnetLoss",
+    "MagnetObjective",
+    "batch_pca",
+    "magnet_terms",
+]

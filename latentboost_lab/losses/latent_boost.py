@@ -1,0 +1,206 @@
+"""Latent Boost loss (arXiv:2412.08515): cross-entropy plus an "evolved" Magnet term.
+
+    L = lam * L_dist + (1 - lam) * L_CE                              (the paper's eq. 5)
+
+``L_CE`` is cross-entropy on the logits. ``L_dist`` is a Magnet-style term on the latent (see
+:mod:`.magnet` for the notation), built in three steps:
+
+1. PCA of the batch latents (optional, on by default): centre, keep the smallest number k of
+   principal components explaining ``pca_variance`` of the variance (scikit-learn's rule),
+   project with a detached basis. The paper's; details ours, see :mod:`.pca`.
+2. A variance per cluster, ``sigma_k^2 = sum_{i in k} d_ik / (n_k - 1)``. The paper's idea; ours:
+   the floor at ``variance_floor`` times the batch's mean squared norm, and the fallback to the
+   shared ``sigma^2`` of :class:`~.magnet.MagnetLoss` for a cluster with one member in the batch.
+   ``variance="shared"`` uses the shared variance throughout.
+3. Weighted intra- and inter-cluster terms: with ``A_i = d_{i,k_i} / (2 sigma_{k_i}^2)`` and
+   ``B_i = log sum over impostor clusters k of exp(-d_ik / (2 sigma_k^2))``,
+   ``l_i = max(0, alpha(E) * A_i + beta(E) * B_i + m)`` and ``L_dist = mean_i l_i``. The weights
+   are the paper's; their schedules in the epoch E are ours (:mod:`latentboost_lab.schedules`).
+
+With alpha = beta = 1, ``variance="shared"`` and ``pca_variance=None``, ``L_dist`` equals
+:class:`~.magnet.MagnetLoss` exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from latentboost_lab import schedules
+from latentboost_lab._checks import (
+    check_choice,
+    check_in_range,
+    check_int,
+    check_labels,
+    check_latent,
+)
+from latentboost_lab.clusters import ClusterIndex
+from latentboost_lab.losses.magnet import check_cluster_ids, full_precision, magnet_terms
+from latentboost_lab.losses.pca import project_on_principal_components
+
+#: The paper's best constant lambda per data set.
+PAPER_LAMBDA = {"fashion_mnist": 0.75, "cifar10": 0.75, "cifar100": 0.5}
+
+Schedule = Callable[[int], float]
+
+
+def _as_schedule(name: str, value, default: Schedule) -> Schedule:
+    if value is None:
+        return default
+    if callable(value):
+        return value
+    return partial(schedules.constant, value=check_in_range(name, value, 0.0))
+
+
+class LatentBoostLoss(nn.Module):
+    """Latent Boost: ``lam * L_dist + (1 - lam) * L_CE``; see the module docstring.
+
+    Args:
+        lam: weight of the distance term in [0, 1], or a schedule ``epoch -> lam``
+            (see :mod:`latentboost_lab.schedules`). Default 0.75 (the paper's best on
+            Fashion-MNIST and CIFAR-10; :meth:`for_dataset` picks the paper's value by name).
+        margin: hinge margin m >= 0.
+        alpha, beta: intra- and inter-cluster weights: a number >= 0, a schedule
+            ``epoch -> weight``, or None for :func:`~latentboost_lab.schedules.alpha_schedule` /
+            :func:`~latentboost_lab.schedules.beta_schedule` with their defaults.
+        pca_variance: share of variance kept by the batch PCA, in (0, 1]; None turns PCA off.
+        variance: ``"per_cluster"`` (default) or ``"shared"``.
+        num_clusters: K clusters per class. With K > 1 the loss owns a
+            :class:`~latentboost_lab.clusters.ClusterIndex` refreshed every ``refresh_every``
+            epochs by ``fit`` and looks cluster ids up from ``sample_ids``; explicit
+            ``cluster_ids`` always take precedence.
+        eps: floor of the shared variance relative to the batch's mean squared norm (numerical).
+        variance_floor: floor of each per-cluster variance relative to the batch's mean squared
+            norm (ours).
+        seed: seed of the cluster index's k-means.
+
+    Call: ``loss(logits, latent, labels, epoch, cluster_ids=None, sample_ids=None) -> scalar``.
+    Each call sets ``parts`` (floats for ``lam``, ``alpha``, ``beta``; detached 0-dim tensors
+    for the rest): ``ce``, ``dist``, ``lam``, ``alpha``,
+    ``beta``, ``pca_k`` (width of the latent when PCA is off), ``sigma2`` (mean variance over
+    the batch's clusters) and ``active`` (share of samples whose hinge is active), and
+    ``per_sample`` (the detached ``l_i``).
+    """
+
+    def __init__(
+        self,
+        lam: float | Schedule = 0.75,
+        margin: float = 1.0,
+        alpha: float | Schedule | None = None,
+        beta: float | Schedule | None = None,
+        pca_variance: float | None = 0.95,
+        variance: str = "per_cluster",
+        num_clusters: int = 1,
+        refresh_every: int = 1,
+        eps: float = 1e-6,
+        variance_floor: float = 1e-3,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if not callable(lam):
+            lam = check_in_range("lam", lam, 0.0, 1.0)
+        self.lam = lam
+        self.margin = check_in_range("margin", margin, 0.0)
+        self.alpha = _as_schedule("alpha", alpha, schedules.alpha_schedule)
+        self.beta = _as_schedule("beta", beta, schedules.beta_schedule)
+        if pca_variance is not None:
+            pca_variance = check_in_range(
+                "pca_variance", pca_variance, 0.0, 1.0, low_inclusive=False
+            )
+        self.pca_variance = pca_variance
+        self.variance = check_choice("variance", variance, ("per_cluster", "shared"))
+        self.eps = check_in_range("eps", eps, 0.0)
+        self.variance_floor = check_in_range("variance_floor", variance_floor, 0.0)
+        num_clusters = check_int("num_clusters", num_clusters, 1)
+        self.index = (
+            ClusterIndex(num_clusters, refresh_every, seed=seed) if num_clusters > 1 else None
+        )
+        self.wants_sample_ids = self.index is not None
+        self.parts: dict[str, torch.Tensor | float] = {}
+        self.per_sample: torch.Tensor | None = None
+
+    @classmethod
+    def for_dataset(cls, name: str, **kwargs) -> LatentBoostLoss:
+        """The loss with the paper's best constant lambda for data set ``name``."""
+        check_choice("name", name, PAPER_LAMBDA)
+        return cls(lam=PAPER_LAMBDA[name], **kwargs)
+
+    def on_epoch_start(self, model: nn.Module, data, epoch: int) -> None:
+        """Refresh the cluster index when K > 1 and a refresh is due; no-op otherwise."""
+        if self.index is not None:
+            self.index.refresh(model, data, epoch)
+
+    def weights(self, epoch: int) -> tuple[float, float, float]:
+        """``(lam, alpha, beta)`` at ``epoch``, validated."""
+        epoch = check_int("epoch", epoch, 0)
+        lam = self.lam(epoch) if callable(self.lam) else self.lam
+        lam = check_in_range("lam", lam, 0.0, 1.0)
+        alpha = check_in_range("alpha", self.alpha(epoch), 0.0)
+        beta = check_in_range("beta", self.beta(epoch), 0.0)
+        return lam, alpha, beta
+
+    def distance_loss(
+        self, latent, labels, epoch: int, cluster_ids=None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-sample ``l_i`` (N,) of ``L_dist`` and its parts (without ``ce``)."""
+        check_latent(latent)
+        check_labels(labels, latent.shape[0])
+        if latent.shape[0] < 1:
+            raise ValueError("latent must hold at least one sample")
+        _, alpha, beta = self.weights(epoch)
+        member, cluster_class = check_cluster_ids(labels, cluster_ids)
+        with torch.autocast(latent.device.type, enabled=False):
+            z = full_precision(latent)
+            if self.pca_variance is None:
+                pca_k = torch.tensor(float(z.shape[1]), device=z.device)
+            else:
+                z, k, _ = project_on_principal_components(z, self.pca_variance)
+                pca_k = k.to(torch.float32)
+            terms = magnet_terms(
+                z,
+                labels,
+                member,
+                cluster_class,
+                per_cluster_variance=self.variance == "per_cluster",
+                eps=self.eps,
+                variance_floor=self.variance_floor,
+            )
+            hinge = F.relu(alpha * terms.intra + beta * terms.inter + self.margin)
+            losses = torch.where(terms.has_impostor, hinge, torch.zeros_like(hinge))
+        parts = {
+            "alpha": alpha,
+            "beta": beta,
+            "pca_k": pca_k.detach(),
+            "sigma2": terms.cluster_variance.detach().mean(),
+            "active": (losses.detach() > 0).float().mean(),
+        }
+        return losses, parts
+
+    def forward(self, logits, latent, labels, epoch, cluster_ids=None, sample_ids=None):
+        check_latent(logits, name="logits")
+        if torch.is_tensor(latent) and latent.dim() >= 1 and latent.shape[0] != logits.shape[0]:
+            raise ValueError(
+                f"logits must have one row per latent row ({latent.shape[0]}), got {logits.shape[0]}"
+            )
+        check_labels(labels, logits.shape[0])
+        if labels.numel() and int(labels.max()) >= logits.shape[1]:
+            raise ValueError(
+                f"labels must be < the number of logits ({logits.shape[1]}), got {int(labels.max())}"
+            )
+        if cluster_ids is None and self.index is not None:
+            if sample_ids is None:
+                raise ValueError("sample_ids (or cluster_ids) are required when num_clusters > 1")
+            cluster_ids = self.index.cluster_ids(sample_ids)
+        lam, _, _ = self.weights(epoch)
+        losses, parts = self.distance_loss(latent, labels, epoch, cluster_ids)
+        dist = losses.mean()
+        with torch.autocast(logits.device.type, enabled=False):
+            ce = F.cross_entropy(full_precision(logits), labels)
+        loss = lam * dist + (1.0 - lam) * ce
+        self.per_sample = losses.detach()
+        self.parts = {"ce": ce.detach(), "dist": dist.detach(), "lam": lam, **parts}
+        return loss
