@@ -229,7 +229,8 @@ def fit(
             f"checkpoint: the folder {Path(checkpoint).parent} does not exist or is not writable"
         )
     if device is not None:
-        data = data.to(select_device(device)) if select_device(device) != data.device else data
+        target = select_device(device)
+        data = data.to(target) if target != data.device else data
     model.to(data.device)
     loss.to(data.device)
     if channels_last:
@@ -284,7 +285,7 @@ def fit(
         torch.manual_seed(seed)
 
     autocast = torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=bf16)
-    extra_hooks = {"sample_ids": getattr(loss, "wants_sample_ids", False)}
+    wants_sample_ids = getattr(loss, "wants_sample_ids", False)
     last_state = copy.deepcopy(model.state_dict())
     epoch_bar = tqdm(
         range(start, epochs), desc="epochs", disable=not progress, initial=start, total=epochs
@@ -307,7 +308,7 @@ def fit(
                 )
                 with autocast:
                     logits, latent = forward(x)
-                    kwargs = {"sample_ids": batch.index} if extra_hooks["sample_ids"] else {}
+                    kwargs = {"sample_ids": batch.index} if wants_sample_ids else {}
                     value = loss(logits, latent, batch.y, epoch, **kwargs)
                 # Per step on the CPU (free); on a GPU once per epoch, to avoid a sync each step.
                 if data.device.type == "cpu" and not torch.isfinite(value):

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 matplotlib.use("Agg")  # no screen in CI
 
@@ -50,3 +51,15 @@ def cifar10_npz(data_root) -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # Never touch the user's cache directory: point it at an empty temporary folder.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def one_thread():
+    """Small inputs: one thread (torch, BLAS and scikit-learn's OpenMP) avoids thread hand-offs,
+    which dominate, by orders of magnitude, on a busy 2-core CPU. Test modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)

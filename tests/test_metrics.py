@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn import metrics as sk
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from latentboost_lab.metrics import (
@@ -19,16 +18,7 @@ from latentboost_lab.metrics import (
     silhouette_score,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small inputs: one thread (torch, BLAS and scikit-learn's OpenMP) avoids thread hand-offs,
-    which dominate, by orders of magnitude, on a busy 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.collections import PathCollection, PolyCollection
-from threadpoolctl import threadpool_limits
 
 from latentboost_lab.metrics import confusion_matrix, silhouette_score
 from latentboost_lab.plots import (
@@ -23,22 +22,13 @@ from latentboost_lab.plots import (
 
 matplotlib.use("Agg")  # no display needed; also what the CLI uses to write PNG files
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(autouse=True)
 def close_figures():
     yield
     plt.close("all")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small inputs: one thread (torch, BLAS and scikit-learn's OpenMP) avoids thread hand-offs,
-    which dominate, by orders of magnitude, on a busy 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 def latents(n=60, num_classes=3, width=5, seed=0):
