@@ -92,3 +92,57 @@ def check_labels(labels, n: int | None = None, name: str = "labels") -> torch.Te
             f"{name} must be non-negative class indices, got minimum {int(labels.min())}"
         )
     return labels
+
+
+# --- argparse types: the command line validates its options with the same rules --------------
+
+
+def _argparse_type(convert, what: str):
+    """Wrap ``convert(text)`` so argparse reports ``argument --x: expected WHAT, got 'text'``."""
+    import argparse
+
+    def parse(text: str):
+        try:
+            return convert(text)
+        except (TypeError, ValueError) as err:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from err
+
+    parse.__name__ = what  # argparse names the type in its message when the conversion fails
+    return parse
+
+
+def _int_at_least(low: int):
+    return _argparse_type(lambda text: check_int("value", int(text), low), f"an integer >= {low}")
+
+
+def _float_in(low, high, low_inclusive=True, high_inclusive=True, what=""):
+    return _argparse_type(
+        lambda text: check_in_range(
+            "value",
+            float(text),
+            low,
+            high,
+            low_inclusive=low_inclusive,
+            high_inclusive=high_inclusive,
+        ),
+        what,
+    )
+
+
+#: ``type=`` for argparse options.
+positive_int = _int_at_least(1)
+non_negative_int = _int_at_least(0)
+positive_float = _float_in(0.0, None, low_inclusive=False, what="a number > 0")
+unit_float = _float_in(0.0, 1.0, what="a number in [0, 1]")
+
+
+def comma_list(item_type, what: str):
+    """``type=`` for a comma-separated list, e.g. ``--arms ce,latentboost`` or ``--lam 0.5,0.75``."""
+
+    def convert(text: str):
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise ValueError("empty list")
+        return [item_type(item) for item in items]
+
+    return _argparse_type(convert, f"a comma-separated list of {what}")
