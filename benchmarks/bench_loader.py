@@ -25,10 +25,21 @@ import torch
 import torch.nn.functional as F
 
 
-def torchvision_loader(raw_dir: Path, batch_size: int, workers: int):
+def _fashion_loader(scratch: Path, batch_size: int, workers: int):
+    """torchvision's ``FashionMNIST(transform=ToTensor+Normalize)`` over the unpacked idx files
+    in ``scratch/FashionMNIST/raw``, in a shuffling ``DataLoader``."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
+    transform = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))]
+    )
+    dataset = datasets.FashionMNIST(str(scratch), train=True, download=False, transform=transform)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers)
+
+
+def torchvision_loader(raw_dir: Path, batch_size: int, workers: int):
+    """The DataLoader over the official files in ``raw_dir``, and the scratch folder to delete."""
     # torchvision wants the unpacked files beside the .gz ones: give it a scratch copy (data dirs
     # are read-only).
     scratch = Path(tempfile.mkdtemp(prefix="lb_bench_"))
@@ -39,17 +50,44 @@ def torchvision_loader(raw_dir: Path, batch_size: int, workers: int):
             open(scratch / "FashionMNIST" / "raw" / f.stem, "wb") as out,
         ):
             shutil.copyfileobj(packed, out)
-    transform = transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))]
+    return _fashion_loader(scratch, batch_size, workers), scratch
+
+
+def _write_idx(path: Path, array) -> None:
+    """An uncompressed idx file of unsigned bytes (the MNIST format) holding ``array``."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(size).to_bytes(4, "big") for size in array.shape
     )
-    dataset = datasets.FashionMNIST(str(scratch), train=True, download=False, transform=transform)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers), scratch
+    path.write_bytes(header + array.astype("uint8").tobytes())
 
 
-def time_data_epoch(batches) -> float:
+def torchvision_loader_from_arrays(x, y, batch_size: int, workers: int):
+    """The same DataLoader over given uint8 images ``x`` (N, 1, 28, 28) and labels ``y``: they
+    are written as Fashion-MNIST's unpacked idx files (the test split too, which torchvision
+    checks for but this loader never reads) into a scratch folder, returned for deletion.
+    Lets the benchmark run on a subset, or on synthetic images where the data are absent."""
+    x = x.reshape(-1, 28, 28).numpy() if torch.is_tensor(x) else x.reshape(-1, 28, 28)
+    y = y.numpy() if torch.is_tensor(y) else y
+    scratch = Path(tempfile.mkdtemp(prefix="lb_bench_"))
+    raw = scratch / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix in ("train", "t10k"):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", x)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
+    return _fashion_loader(scratch, batch_size, workers), scratch
+
+
+def time_data_epoch(batches, device=None) -> float:
+    """Seconds to draw every batch of ``batches`` (pairs ``(x, y)``) and touch it, as a model
+    would; with ``device``, each batch is first moved there (what a CPU-side loader costs a GPU
+    user), and the time includes waiting for the device."""
     started = time.perf_counter()
     for x, _ in batches:
+        if device is not None:
+            x = x.to(device)
         x.sum()  # touch the batch, as a model would
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - started
 
 
@@ -66,8 +104,40 @@ def time_train_epoch(model, optimizer, batches, limit: int | None) -> float:
     return time.perf_counter() - started
 
 
+def measure(data, loader, batch_size: int, repeats: int, train_steps: int = 0, device=None):
+    """Seconds per epoch of each loader, interleaved within each of ``repeats`` repetitions:
+    ``{"ours_data": [...], "tv_data": [...]}`` for the data part alone (``data`` a
+    ``TensorData``, ``loader`` a DataLoader over the same training split) and, when
+    ``train_steps`` > 0, ``ours_train``/``tv_train``: a SmallCNN training epoch timed over
+    ``train_steps`` steps and scaled to the epoch's length."""
+    from latentboost_lab import SmallCNN
+
+    n_batches = len(loader)
+    times = {"ours_data": [], "tv_data": []}
+    if train_steps:
+        times |= {"ours_train": [], "tv_train": []}
+    for repeat in range(repeats):
+        ours = ((b.x, b.y) for b in data.batches("train", batch_size, epoch=repeat))
+        times["ours_data"].append(time_data_epoch(ours, device))
+        times["tv_data"].append(time_data_epoch(loader, device))
+        if not train_steps:
+            continue
+        for key, source in (("ours_train", "ours"), ("tv_train", "torchvision")):
+            torch.manual_seed(0)
+            model = SmallCNN(1, 10)
+            optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+            batches = (
+                ((b.x, b.y) for b in data.batches("train", batch_size, epoch=repeat))
+                if source == "ours"
+                else iter(loader)
+            )
+            seconds = time_train_epoch(model, optimizer, batches, train_steps)
+            times[key].append(seconds * n_batches / train_steps)  # scaled to a whole epoch
+    return times
+
+
 def main() -> None:
-    from latentboost_lab import SmallCNN, load_dataset
+    from latentboost_lab import load_dataset
     from latentboost_lab.data import find_files
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -101,36 +171,12 @@ def main() -> None:
         "fashion_mnist", root=os.environ.get("LATENTBOOST_DATA"), val_size=0, download=False
     )
     loader, scratch = torchvision_loader(raw, args.batch_size, args.workers)
-    n_batches = len(loader)
-    ours_data, tv_data, ours_train, tv_train = [], [], [], []
     try:
-        for repeat in range(args.repeats):
-            ours = ((b.x, b.y) for b in data.batches("train", args.batch_size, epoch=repeat))
-            ours_data.append(time_data_epoch(ours))
-            tv_data.append(time_data_epoch(loader))
-            for store, source in ((ours_train, "ours"), (tv_train, "torchvision")):
-                torch.manual_seed(0)
-                model = SmallCNN(1, 10)
-                optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-                batches = (
-                    ((b.x, b.y) for b in data.batches("train", args.batch_size, epoch=repeat))
-                    if source == "ours"
-                    else iter(loader)
-                )
-                seconds = time_train_epoch(model, optimizer, batches, args.train_steps)
-                store.append(seconds * n_batches / args.train_steps)  # scaled to a whole epoch
+        times = measure(data, loader, args.batch_size, args.repeats, args.train_steps)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    med = {
-        k: statistics.median(v)
-        for k, v in {
-            "ours_data": ours_data,
-            "tv_data": tv_data,
-            "ours_train": ours_train,
-            "tv_train": tv_train,
-        }.items()
-    }
+    med = {k: statistics.median(v) for k, v in times.items()}
     result = {
         "batch_size": args.batch_size,
         "repeats": args.repeats,

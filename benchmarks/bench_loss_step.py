@@ -65,6 +65,68 @@ def make_arms(labels: torch.Tensor):
     }
 
 
+def sync(device) -> None:
+    """Wait for the device's queued work, so that a wall-clock time covers it (no-op on CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_step(model, optimiser, loss, x, y, device="cpu"):
+    """A function that runs one training step (forward, loss, backward, optimiser step) on the
+    batch ``(x, y)`` and returns its wall-clock seconds. ``loss(logits, latent, labels)``."""
+
+    def step() -> float:
+        sync(device)
+        start = time.perf_counter()
+        logits, latent = model(x)
+        value = loss(logits, latent, y)
+        optimiser.zero_grad(set_to_none=True)
+        value.backward()
+        optimiser.step()
+        sync(device)
+        return time.perf_counter() - start
+
+    return step
+
+
+def interleave(steps: dict, reps: int, warmup: int = 0, rng: random.Random | None = None):
+    """Run every ``steps[name]()`` (each returns seconds) once per repetition, ``warmup`` + ``reps``
+    times, and return ``{name: [seconds of each timed repetition]}``.
+
+    The arms alternate within every repetition (ABAB, never AAAA BBBB), so that a drift in the
+    machine's load hits them all alike: in a fresh random order per repetition when ``rng`` is
+    given, else in an order rotated by one place per repetition (each arm takes each position
+    equally often).
+    """
+    names = list(steps)
+    times = {name: [] for name in names}
+    for rep in range(warmup + reps):
+        if rng is not None:
+            order = names[:]
+            rng.shuffle(order)
+        else:
+            shift = rep % len(names)
+            order = names[shift:] + names[:shift]
+        for name in order:
+            elapsed = steps[name]()
+            if rep >= warmup:
+                times[name].append(elapsed)
+    return times
+
+
+def ratios(values: list[float], baseline: list[float]) -> dict[str, float]:
+    """Ratios of ``values`` to ``baseline`` (paired repetitions): of the medians, the median of
+    the per-repetition ratios (robust to slow drifts) and of the minimums (robust to bursts)."""
+    return {
+        "ratio_of_medians": statistics.median(values) / statistics.median(baseline),
+        "median_paired_ratio": statistics.median(
+            v / b for v, b in zip(values, baseline, strict=True)
+        ),
+        "ratio_of_mins": min(values) / min(baseline),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=60)
@@ -82,25 +144,11 @@ def main() -> None:
         model = copy.deepcopy(base).train()
         arms[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), loss)
 
-    def step(name: str) -> float:
-        model, optimiser, loss = arms[name]
-        start = time.perf_counter()
-        logits, latent = model(x)
-        value = loss(logits, latent, y)
-        optimiser.zero_grad(set_to_none=True)
-        value.backward()
-        optimiser.step()
-        return time.perf_counter() - start
-
-    times = {name: [] for name in arms}
-    order = list(arms)
-    rng = random.Random(0)
-    for rep in range(args.warmup + args.reps):
-        rng.shuffle(order)
-        for name in order:
-            elapsed = step(name)
-            if rep >= args.warmup:
-                times[name].append(elapsed)
+    steps = {
+        name: make_step(model, optimiser, loss, x, y)
+        for name, (model, optimiser, loss) in arms.items()
+    }
+    times = interleave(steps, args.reps, args.warmup, rng=random.Random(0))
 
     print(
         f"SmallCNN (latent 128), batch {args.batch_size} x 1x28x28 ({source}), Adam; "
@@ -113,12 +161,11 @@ def main() -> None:
         f"{'ratio of medians':>18}{'median ratio':>14}{'ratio of mins':>15}"
     )
     for name, values in times.items():
-        paired = statistics.median(v / c for v, c in zip(values, ce, strict=True))
-        ratio = statistics.median(values) / statistics.median(ce)
-        best = min(values) / min(ce)
+        r = ratios(values, ce)
         print(
             f"{name:<26}{1e3 * statistics.median(values):>10.1f}{1e3 * min(values):>8.1f}"
-            f"{ratio:>17.3f}x{paired:>13.3f}x{best:>14.3f}x"
+            f"{r['ratio_of_medians']:>17.3f}x{r['median_paired_ratio']:>13.3f}x"
+            f"{r['ratio_of_mins']:>14.3f}x"
         )
 
 

@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import sklearn
@@ -85,12 +86,17 @@ def measure_memory_here(impl, n, dim, clusters, device, chunk_size) -> dict:
     if impl == "torch" and device != "cpu":
         x, labels = x.to(device), labels.to(device)
         torch.cuda.synchronize()
+        run_torch(x[:200], labels[:200], device, chunk_size)  # warm-up: kernels, cuBLAS handles
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-        run_torch(x, labels, device, chunk_size)
+        started = time.perf_counter()
+        score = run_torch(x, labels, device, chunk_size)
         return {
             "peak_bytes": torch.cuda.max_memory_allocated() - before,
             "method": "cuda allocator",
+            "seconds": time.perf_counter() - started,
+            "score": score,
         }
     # a warm-up call on 200 points first, so that one-off costs (library buffers, thread pools)
     # are not counted as the call's memory
@@ -102,17 +108,25 @@ def measure_memory_here(impl, n, dim, clusters, device, chunk_size) -> dict:
     if not _reset_peak_resident():
         raise SystemExit("peak memory needs Linux's /proc/self/clear_refs; use --no-memory")
     rss_before = _status_bytes("VmRSS")
+    started = time.perf_counter()
     if impl == "torch":
-        run_torch(x, labels, device, chunk_size)
+        score = run_torch(x, labels, device, chunk_size)
     else:
-        run_sklearn(x, labels)
+        score = run_sklearn(x, labels)
+    seconds = time.perf_counter() - started
     return {
         "peak_bytes": max(_status_bytes("VmHWM") - rss_before, 0),
         "method": "peak resident memory (VmHWM, reset before the call) - resident memory before",
+        "seconds": seconds,
+        "score": score,
     }
 
 
-def measure_memory(impl, n, args) -> dict:
+def measure_memory(
+    impl, n, *, dim=128, clusters=10, device="cpu", chunk_size=None, threads=None
+) -> dict:
+    """Peak memory (and wall time, score) of one call of ``impl`` on ``n`` points, in a fresh
+    Python process (see the module docstring); ``threads`` as ``--threads``."""
     command = [
         sys.executable,
         __file__,
@@ -121,56 +135,91 @@ def measure_memory(impl, n, args) -> dict:
         "--sizes",
         str(n),
         "--dim",
-        str(args.dim),
+        str(dim),
         "--clusters",
-        str(args.clusters),
+        str(clusters),
         "--device",
-        args.device,
+        device,
     ]
-    if args.chunk_size is not None:
-        command += ["--chunk-size", str(args.chunk_size)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    if chunk_size is not None:
+        command += ["--chunk-size", str(chunk_size)]
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"the peak-memory run of {impl} at {n} points failed:\n{result.stderr.strip()}"
+        )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_size(n, *, dim=128, clusters=10, repeats=5, device="cpu", chunk_size=None) -> dict:
+    """Time both implementations on ``n`` points, alternating within each of ``repeats``
+    repetitions; wall and CPU times (lists and medians), both scores and their difference."""
+    x, labels = make_data(n, dim, clusters)
+    times = {"torch": [], "sklearn": []}
+    cpu_times = {"torch": [], "sklearn": []}
+    scores = {}
+    for _ in range(repeats):
+        for impl in ("torch", "sklearn"):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            if impl == "torch":
+                scores[impl] = run_torch(x, labels, device, chunk_size)
+            else:
+                scores[impl] = run_sklearn(x, labels)
+            times[impl].append(time.perf_counter() - started)
+            cpu_times[impl].append(time.process_time() - cpu_started)
+    row = {
+        "n": n,
+        "dim": dim,
+        "clusters": clusters,
+        "repeats": repeats,
+        "torch_s": statistics.median(times["torch"]),
+        "sklearn_s": statistics.median(times["sklearn"]),
+        "torch_times_s": times["torch"],
+        "sklearn_times_s": times["sklearn"],
+        "torch_cpu_s": statistics.median(cpu_times["torch"]),
+        "sklearn_cpu_s": statistics.median(cpu_times["sklearn"]),
+        "torch_score": scores["torch"],
+        "sklearn_score": scores["sklearn"],
+        "abs_diff": abs(scores["torch"] - scores["sklearn"]),
+    }
+    row["speedup"] = row["sklearn_s"] / row["torch_s"]
+    return row
+
+
+def warm_up(dim=128, clusters=10, device="cpu", chunk_size=None) -> None:
+    """One small call of each, so that first-call costs (imports, thread pools, kernels) are not
+    timed."""
+    warm_x, warm_labels = make_data(500, dim, clusters)
+    run_torch(warm_x, warm_labels, device, chunk_size)
+    run_sklearn(warm_x, warm_labels)
 
 
 def benchmark(args) -> list[dict]:
-    warm_x, warm_labels = make_data(500, args.dim, args.clusters)
-    run_torch(warm_x, warm_labels, args.device, args.chunk_size)  # first-call costs, once
+    warm_up(args.dim, args.clusters, args.device, args.chunk_size)
     rows = []
     for n in args.sizes:
-        x, labels = make_data(n, args.dim, args.clusters)
         repeats = args.large_repeats if n >= args.large else args.repeats
-        times = {"torch": [], "sklearn": []}
-        cpu_times = {"torch": [], "sklearn": []}
-        scores = {}
-        for _ in range(repeats):
-            for impl in ("torch", "sklearn"):
-                started, cpu_started = time.perf_counter(), time.process_time()
-                if impl == "torch":
-                    scores[impl] = run_torch(x, labels, args.device, args.chunk_size)
-                else:
-                    scores[impl] = run_sklearn(x, labels)
-                times[impl].append(time.perf_counter() - started)
-                cpu_times[impl].append(time.process_time() - cpu_started)
-        row = {
-            "n": n,
-            "dim": args.dim,
-            "clusters": args.clusters,
-            "repeats": repeats,
-            "torch_s": statistics.median(times["torch"]),
-            "sklearn_s": statistics.median(times["sklearn"]),
-            "torch_times_s": times["torch"],
-            "sklearn_times_s": times["sklearn"],
-            "torch_cpu_s": statistics.median(cpu_times["torch"]),
-            "sklearn_cpu_s": statistics.median(cpu_times["sklearn"]),
-            "torch_score": scores["torch"],
-            "sklearn_score": scores["sklearn"],
-            "abs_diff": abs(scores["torch"] - scores["sklearn"]),
-        }
-        row["speedup"] = row["sklearn_s"] / row["torch_s"]
+        row = measure_size(
+            n,
+            dim=args.dim,
+            clusters=args.clusters,
+            repeats=repeats,
+            device=args.device,
+            chunk_size=args.chunk_size,
+        )
         if not args.no_memory:
             for impl in ("torch", "sklearn"):
-                row[f"{impl}_memory"] = measure_memory(impl, n, args)
+                row[f"{impl}_memory"] = measure_memory(
+                    impl,
+                    n,
+                    dim=args.dim,
+                    clusters=args.clusters,
+                    device=args.device,
+                    chunk_size=args.chunk_size,
+                    threads=args.threads,
+                )
         rows.append(row)
         print(
             f"  n={n}: torch {row['torch_s']:.3f} s, scikit-learn {row['sklearn_s']:.3f} s",
@@ -178,6 +227,24 @@ def benchmark(args) -> list[dict]:
             flush=True,
         )
     return rows
+
+
+@contextmanager
+def threads_limited(threads: int | None):
+    """torch.set_num_threads and threadpoolctl (scikit-learn's BLAS/OpenMP) set to ``threads``
+    inside the block; None leaves each library's default."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def cpu_name() -> str:
@@ -253,19 +320,13 @@ def main(argv=None) -> int:
     parser.add_argument("--_memory", choices=("torch", "sklearn"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    if args._memory:
-        result = measure_memory_here(
-            args._memory, args.sizes[0], args.dim, args.clusters, args.device, args.chunk_size
-        )
-        print(json.dumps(result))
-        return 0
-    if args.threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        torch.set_num_threads(args.threads)
-        with threadpool_limits(args.threads):
-            rows = benchmark(args)
-    else:
+    with threads_limited(args.threads):
+        if args._memory:
+            result = measure_memory_here(
+                args._memory, args.sizes[0], args.dim, args.clusters, args.device, args.chunk_size
+            )
+            print(json.dumps(result))
+            return 0
         rows = benchmark(args)
     print(markdown(rows, args))
     if args.json is not None:

@@ -1,0 +1,161 @@
+"""The performance suite (benchmarks/bench_suite.py) runs and writes complete, well-formed
+results, and the single benchmarks it reuses keep their own command lines. No speed is asserted:
+timings on a shared CI machine say nothing; the suite is for a person to run and read."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _load(name: str):
+    if name in sys.modules:
+        return sys.modules[name]
+    sys.path.insert(0, str(BENCHMARKS))  # bench_suite imports its siblings by name
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke run of the whole suite (a few seconds), shared by the checks below."""
+    out = tmp_path_factory.mktemp("suite")
+    suite = _load("bench_suite")
+    assert suite.main(["--smoke", "--random-images", "--out", str(out)]) == 0
+    return (
+        suite,
+        json.loads((out / "bench_suite.json").read_text()),
+        (out / "bench_suite.md").read_text(),
+    )
+
+
+def _positive_seconds(values, count):
+    assert len(values) == count
+    assert all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in values)
+
+
+def test_json_records_the_run_and_the_machine(smoke):
+    _, result, _ = smoke
+    assert result["command"].startswith("python benchmarks/bench_suite.py --smoke")
+    env = result["environment"]
+    for moment in ("load_start", "load_end"):
+        assert "load average" in env[moment]["uptime"]
+        assert env[moment]["load_1min"] >= 0
+    assert env["machine"]["torch_threads"] == 1  # the default --threads
+    assert env["machine"]["device"] == "cpu"
+    for package in ("torch", "scikit-learn", "torchvision", "latentboost_lab"):
+        assert env["versions"][package]
+    assert set(result["sections"]) == {"steps", "silhouette", "loader"}
+
+
+def test_steps_cover_every_arm_batch_size_and_width(smoke):
+    suite, result, _ = smoke
+    settings, steps = result["settings"], result["sections"]["steps"]
+    configs = {(r["batch_size"], r["latent"]) for r in steps["runs"]}
+    expected = {(b, settings["latent"]) for b in settings["batch_sizes"]}
+    expected |= {(settings["batch_size"], w) for w in settings["latent_widths"]}
+    assert configs == expected
+    head = steps["runs"][0]
+    assert (head["batch_size"], head["latent"]) == (settings["batch_size"], settings["latent"])
+    for run in steps["runs"]:
+        assert set(run["times_s"]) == {*suite.ARMS, suite.PCA_OFF, "pca"}
+        for values in run["times_s"].values():
+            _positive_seconds(values, settings["reps"])
+        assert run["ratio_to_ce"]["ce"]["ratio_of_medians"] == 1.0
+        for name in ("magnet", "center", "latentboost", suite.PCA_OFF):
+            ratio = run["ratio_to_ce"][name]["ratio_of_medians"]
+            assert ratio == pytest.approx(run["median_s"][name] / run["median_s"]["ce"])
+        share = run["pca"]["call_share_of_step"]
+        assert share == pytest.approx(run["median_s"]["pca"] / run["median_s"]["latentboost"])
+
+
+def test_silhouette_agrees_with_scikit_learn_at_every_size(smoke):
+    _, result, _ = smoke
+    settings, sil = result["settings"], result["sections"]["silhouette"]
+    assert [r["n"] for r in sil["sizes"]] == settings["silhouette_sizes"]
+    assert [r["dim"] for r in sil["widths"]] == settings["silhouette_widths"]
+    for row in sil["sizes"] + sil["widths"]:
+        _positive_seconds(row["torch_times_s"], row["repeats"])
+        _positive_seconds(row["sklearn_times_s"], row["repeats"])
+        assert row["abs_diff"] < 1e-5  # the same score, not just a fast one
+        assert row["speedup"] == pytest.approx(row["sklearn_s"] / row["torch_s"])
+
+
+def test_loader_times_both_loaders_over_the_same_epochs(smoke):
+    _, result, _ = smoke
+    loader = result["sections"]["loader"]
+    assert loader["images"] == result["settings"]["loader_images"]
+    assert "random" in loader["source"]  # --random-images
+    for values in loader["times_s"].values():
+        _positive_seconds(values, loader["repeats"])
+    assert loader["speedup"] == pytest.approx(
+        loader["median_s"]["tv_data"] / loader["median_s"]["ours_data"]
+    )
+
+
+def test_markdown_has_every_section_and_well_formed_tables(smoke):
+    suite, result, text = smoke
+    assert result["command"] in text
+    for heading in ("## (a)", "## (b)", "## (c)", "## (d)", "## (e)"):
+        assert heading in text
+    for name in (*suite.ARMS, suite.PCA_OFF):
+        assert f"| {name} |" in text
+    assert "Load average (1 min)" in text
+    # every table row has as many cells as its header
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    assert len(tables) == 5
+    for table in tables:
+        assert set(table[1]) <= set("|-: ")  # the separator line
+        cells = {row.count("|") for row in table}
+        assert len(cells) == 1, table
+        assert len(table) > 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--device", "tpu"], "--device"),
+        (["--sections", "steps,gpu"], "--sections"),
+        (["--batch-sizes", "64,0"], "--batch-sizes"),
+        (["--threads", "0"], "--threads"),
+    ],
+)
+def test_bad_options_name_the_option(argv, message, tmp_path, capsys):
+    suite = _load("bench_suite")
+    with pytest.raises(SystemExit) as exit_info:
+        suite.main([*argv, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_single_benchmarks_keep_their_command_lines(monkeypatch, capsys):
+    monkeypatch.delenv("LATENTBOOST_DATA", raising=False)  # random images: fast and offline
+    loss_step = _load("bench_loss_step")
+    monkeypatch.setattr(
+        sys, "argv", ["bench_loss_step.py", "--reps", "1", "--warmup", "0", "--batch-size", "8"]
+    )
+    loss_step.main()
+    out = capsys.readouterr().out
+    for arm in ("cross-entropy", "LatentBoost, PCA on", "Magnet"):
+        assert arm in out
+    silhouette = _load("bench_silhouette")
+    assert silhouette.main(["--sizes", "200", "--repeats", "1", "--no-memory"]) == 0
+    assert "| 200 x 128 | 1 |" in capsys.readouterr().out
