@@ -689,6 +689,8 @@ def main(argv=None) -> int:
     settings = settings_from(args)
     root = False if args.random_images else args.data_root
     command = shlex.join(["python", "benchmarks/bench_suite.py", *(argv or sys.argv[1:])])
+    if os.environ.get("LATENTBOOST_DATA"):  # where the real images came from
+        command = f"LATENTBOOST_DATA={shlex.quote(os.environ['LATENTBOOST_DATA'])} {command}"
     result = {
         "command": command,
         "settings": settings,
