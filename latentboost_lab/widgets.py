@@ -9,7 +9,8 @@ notebook) with
 - "Train N epochs": continues from the current weights and optimizer state with the values the
   controls hold *at the start of each epoch*; "Reset": a fresh model, optimizer and history;
 - a live view in an ``Output`` widget, redrawn after each epoch: the loss parts, accuracy,
-  silhouette and a 2-D PCA of the test latents coloured by class. The PCA is fitted once (after
+  silhouette and a 2-D PCA of the test latents coloured by class, and under it one printed line
+  per epoch (λ, α, β, the loss parts, accuracy, silhouette). The PCA is fitted once (after
   the first epoch after a reset) and then kept, so the motion of the clusters is visible;
   λ changes are marked on the curves.
 
@@ -115,7 +116,10 @@ class LambdaPlayground:
         self.output = w.Output()
         self.train_button.on_click(lambda _: self.train())
         self.reset_button.on_click(lambda _: self.reset())
-        help_text = w.HTML(f"<small>{WHY_NOT_MID_EPOCH}</small>")
+        # ipywidgets' HTML has the line height of a control row: reset it for a paragraph
+        help_text = w.HTML(
+            f'<div style="line-height: 1.4"><small>{WHY_NOT_MID_EPOCH}</small></div>'
+        )
         controls = w.VBox([
             self.lam, w.HBox([self.alpha0, self.k_alpha]), w.HBox([self.beta0, self.k_beta]),
             w.HBox([self.pca, self.n_train]), w.HBox([self.epochs, self.train_button, self.reset_button]),
@@ -232,7 +236,28 @@ class LambdaPlayground:
         figure.tight_layout()
         return figure
 
+    def history_lines(self, last: int | None = 12) -> list[str]:
+        """One line per epoch (the ``last`` ones; None: all) with the settings it trained with and
+        what it measured: the numbers behind the curves, printed under the live figure."""
+        epochs = self.history.epochs if last is None else self.history.epochs[-last:]
+        lines = [] if len(epochs) == len(self.history) else [
+            f"... {len(self.history) - len(epochs)} earlier epochs (playground.history holds all)"
+        ]  # fmt: skip
+        for r in epochs:
+            lines.append(
+                f"epoch {r['epoch']}: λ={r['lam']:.2f} α={r['alpha']:.3f} β={r['beta']:.3f} "
+                f"CE {r['ce']:.3f} L_dist {r['dist']:.3f} test acc {r.get('test_acc', float('nan')):.3f} "
+                f"silhouette {r['test_silhouette']:.3f} PCA k {r['pca_k']:.1f}"
+            )
+        return lines
+
     def _draw(self) -> None:
+        """Replace the Output's content by the current figure and the printed history.
+
+        ``clear_output(wait=True)`` keeps the old view until the new one arrives (no flicker);
+        the figure is displayed as an image and then closed, so the inline backend does not
+        show it a second time at the end of the cell that clicked.
+        """
         import matplotlib.pyplot as plt
         from IPython.display import display
 
@@ -240,6 +265,7 @@ class LambdaPlayground:
         with self.output:
             self.output.clear_output(wait=True)
             display(figure)
+            print("\n".join(self.history_lines()))
         plt.close(figure)
 
     def _set_status(self, html: str) -> None:

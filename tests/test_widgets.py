@@ -40,6 +40,11 @@ def test_slider_change_then_click_trains_with_the_new_lambda(data):
     # the projection is fitted once and kept: the same object after more epochs
     assert projection is not None and playground.projection is projection
     assert playground.history.last["n_train"] == 300
+    # the lines printed under the live figure: one per epoch, with the λ it trained with
+    lines = playground.history_lines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert "λ=0.75" in lines[0] and "λ=0.25" in lines[2]
+    assert playground.history_lines(last=1)[0].startswith("... 2 earlier epochs")
 
 
 def test_controls_reach_the_loss_and_reset_starts_again(data):

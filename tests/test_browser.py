@@ -1,0 +1,190 @@
+"""The tutorial notebooks as a student sees them: JupyterLab in a real (headless) Chromium.
+
+nbval proves that the notebooks' code runs; it cannot see a widget that fails to render
+("Error displaying widget", version skew between ipywidgets and JupyterLab), a plot that never
+updates, or a progress bar printed as raw text. This test starts JupyterLab from this Python
+environment on a temporary copy of ``notebooks/`` (outputs cleared: everything checked comes
+from this run), drives it with Playwright through the system's Chromium, and
+
+1. opens ``06_lambda_playground``, runs all cells, checks that the panel renders its controls;
+2. moves the λ slider with the mouse and clicks "Train N epochs", and checks that the live
+   figure and the printed history change and show the new λ;
+3. runs every other notebook (``notebooks/*.ipynb``: new ones are picked up) and checks that
+   it ends without an error and shows its figures;
+4. leaves screenshots in ``tests/artifacts/browser/`` (git-ignored) for a reviewer.
+
+Marked ``browser``; skipped, saying why, where Chromium or Playwright is missing
+(``.ci/run`` installs Debian's ``chromium``; ``pip install -e ".[dev]"`` installs Playwright).
+Run it alone with ``python -m pytest tests/test_browser.py -m browser``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+
+import _browser as lab_ui
+import pytest
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK_PATHS = sorted(lab_ui.NOTEBOOKS.glob("*.ipynb"))
+PLAYGROUND = "06_lambda_playground.ipynb"
+OTHERS = [p.name for p in NOTEBOOK_PATHS if p.name != PLAYGROUND]
+ARTIFACTS = lab_ui.ROOT / "tests" / "artifacts" / "browser"
+#: limit for one notebook's Run All (the whole module should stay under 5 minutes on a quiet
+#: 2-core CPU; this only turns a hang into a failure with a screenshot)
+RUN_ALL_TIMEOUT_MS = 300_000
+VIEWPORT = {"width": 1400, "height": 1000}
+
+
+def _chromium() -> str:
+    """The system Chromium (Playwright's own browser download is not used)."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no Chromium found (chromium, chromium-browser or google-chrome on PATH): "
+                "install Debian's `chromium` (apt-get install chromium) to run the browser test")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip(
+        "playwright.sync_api",
+        reason="Playwright is not installed: pip install -e '.[dev]' (or pip install playwright)",
+    )
+    executable = _chromium()
+    pytest.importorskip("jupyterlab", reason="JupyterLab is not installed: pip install -e '.[dev]'")
+    pytest.importorskip("ipywidgets", reason="ipywidgets is not installed: pip install -e '.[dev]'")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def lab(browser, tmp_path_factory):
+    """JupyterLab on a cleared copy of notebooks/, QUICK setting, the real data if available."""
+    folder = tmp_path_factory.mktemp("browser")
+    root = folder / "notebooks"
+    root.mkdir()
+    for path in NOTEBOOK_PATHS:
+        lab_ui.copy_cleared(path, root)
+    env = {"LATENTBOOST_QUICK": "1"}
+    if os.environ.get("LATENTBOOST_DATA"):
+        env["LATENTBOOST_DATA"] = os.environ["LATENTBOOST_DATA"]
+    server = lab_ui.LabServer(root, folder / "home", env=env)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page(browser, lab, request):
+    """A fresh browser tab; afterwards (pass or fail) a screenshot of where it ended and the
+    kernels shut down, so the next notebook has the CPU."""
+    context = browser.new_context(viewport=VIEWPORT)
+    tab = context.new_page()
+    try:
+        yield tab
+    finally:
+        name = re.sub(r"[^\w.-]+", "_", request.node.name)
+        try:
+            tab.screenshot(path=ARTIFACTS / f"{name}-end.png")
+        finally:
+            context.close()
+            lab.shutdown_kernels()
+
+
+def _run(page, lab, name: str) -> tuple[dict, float]:
+    """Open ``name``, Run All, save; the saved notebook and the seconds Run All took."""
+    lab_ui.open_notebook(page, lab, name)
+    seconds = lab_ui.run_all(page, lab, RUN_ALL_TIMEOUT_MS)
+    notebook = lab_ui.save(page, lab, name)
+    assert lab_ui.error_outputs(notebook) == [], f"{name} shows an error (see the screenshot)"
+    assert lab_ui.unexecuted_code_cells(notebook) == [], f"Run All stopped early in {name}"
+    return notebook, seconds
+
+
+def _image_outputs(notebook: dict) -> int:
+    return sum("image/png" in output.get("data", {})
+               for cell in notebook["cells"] for output in cell.get("outputs", []))  # fmt: skip
+
+
+def _page_text(page) -> str:
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").inner_text()
+
+
+@pytest.mark.skipif(not (lab_ui.NOTEBOOKS / PLAYGROUND).exists(), reason=f"no {PLAYGROUND}")
+def test_playground_renders_and_answers_a_person(page, lab):
+    notebook, seconds = _run(page, lab, PLAYGROUND)
+    print(f"{PLAYGROUND}: Run All {seconds:.1f} s")
+
+    # (1) the panel rendered: no widget error, the controls are there
+    text = _page_text(page)
+    for error in lab_ui.WIDGET_ERRORS:
+        assert error not in text, f"the playground shows {error!r}"
+    slider = page.locator(".widget-slider").filter(
+        has=page.locator(".widget-label", has_text="λ (share of L_dist)")
+    )
+    train = page.get_by_role("button", name="Train N epochs")
+    expect = lab_ui.expect()
+    expect(slider).to_have_count(1)
+    expect(train).to_be_enabled()
+    expect(page.get_by_role("button", name="Reset")).to_be_enabled()
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jupyter-widgets.widget-vbox").first
+    live = page.locator(".widget-output").filter(has=page.locator("img"))
+    expect(live).to_have_count(1)  # the scripted clicks drew into the live view
+    readout = slider.locator(".widget-readout")
+    before_value = float(readout.inner_text())
+    assert before_value == pytest.approx(0.25)  # where the notebook's scripted clicks left it
+    image_before = live.locator("img").get_attribute("src")
+    history_before = live.locator("pre").inner_text()
+    assert "epoch 2: λ=0.25" in history_before and "epoch 3" not in history_before
+    live.scroll_into_view_if_needed()
+    panel.screenshot(path=ARTIFACTS / "playground-before.png")
+
+    # (2) a person drags λ from 0.25 to 0.50 with the mouse, then clicks "Train N epochs"
+    new_lam = 0.5
+    dragged = lab_ui.drag_slider(page, slider, new_lam, minimum=0.0, maximum=1.0)
+    assert dragged == pytest.approx(new_lam, abs=0.051), f"the mouse moved λ to {dragged}"
+    expect(readout).to_have_text(f"{new_lam:.2f}")
+    train.click()
+    status = page.locator(".widget-html", has_text=re.compile(r"epoch 4: test accuracy"))
+    expect(status).to_contain_text(f"(λ = {new_lam:.2f})", timeout=RUN_ALL_TIMEOUT_MS)
+    expect(train).to_be_enabled(timeout=RUN_ALL_TIMEOUT_MS)  # the callback has returned
+    expect(live.locator("pre")).to_contain_text(f"epoch 3: λ={new_lam:.2f}")
+    history_after = live.locator("pre").inner_text()
+    assert history_after.startswith(history_before.rstrip("\n"))  # the earlier epochs are kept
+    deadline = time.monotonic() + 30
+    while live.locator("img").get_attribute("src") == image_before:
+        assert time.monotonic() < deadline, "the live figure did not change after the click"
+        page.wait_for_timeout(200)
+    expect(live.locator("img")).to_have_count(1)  # replaced, not appended
+    assert page.evaluate(
+        "img => img.complete && img.naturalWidth > 0", live.locator("img").element_handle()
+    ), "the new live figure is not displayed"
+    panel.screenshot(path=ARTIFACTS / "playground-after.png")
+    assert not any(error in _page_text(page) for error in lab_ui.WIDGET_ERRORS)
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_notebook_runs_and_shows_its_figures(page, lab, name):
+    notebook, seconds = _run(page, lab, name)
+    print(f"{name}: Run All {seconds:.1f} s")
+    stored = _image_outputs(notebook)
+    assert stored >= 1, f"{name} produced no figure"
+    shown = lab_ui.displayed_images(page)
+    assert shown == stored, f"{name}: {stored} figures in the outputs, {shown} displayed"
+    text = _page_text(page)
+    assert "IProgress not found" not in text, f"{name}: tqdm could not draw its progress bar"
+    for error in lab_ui.WIDGET_ERRORS:
+        assert error not in text, f"{name} shows {error!r}"
