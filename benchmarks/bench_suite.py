@@ -483,6 +483,15 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _quartiles(values: list[float], baseline: list[float]) -> tuple[float, float]:
+    """First and third quartiles of the per-repetition ratios ``values / baseline``."""
+    paired = [v / b for v, b in zip(values, baseline, strict=True)]
+    if len(paired) < 2:
+        return paired[0], paired[0]
+    q1, _, q3 = statistics.quantiles(paired, n=4)
+    return q1, q3
+
+
 def _load(snapshot: dict) -> str:
     return "unknown" if snapshot["load_1min"] is None else f"{snapshot['load_1min']:.2f}"
 
@@ -497,15 +506,23 @@ def _steps_lines(steps: dict) -> list[str]:
         f"SmallCNN, forward + loss + backward + Adam; {steps['batches']}; median of "
         f"{head['reps']} interleaved repetitions after {head['warmup']} warm-up.",
         "",
-        "| arm | median ms | ratio of medians | median of paired ratios | ratio of minimums |",
-        "|---|---:|---:|---:|---:|",
+        "| arm | median ms | ratio of medians | median of paired ratios "
+        "| paired ratios, quartiles | ratio of minimums |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name in (*ARMS, PCA_OFF):
         r = head["ratio_to_ce"][name]
+        low, high = _quartiles(head["times_s"][name], head["times_s"]["ce"])
         lines.append(
             f"| {name} | {_ms(head['median_s'][name])} | **{r['ratio_of_medians']:.3f}x** "
-            f"| {r['median_paired_ratio']:.3f}x | {r['ratio_of_mins']:.3f}x |"
+            f"| {r['median_paired_ratio']:.3f}x | {low:.2f}-{high:.2f} "
+            f"| {r['ratio_of_mins']:.3f}x |"
         )
+    lines += [
+        "",
+        "The quartiles of the per-repetition ratios show how much single steps varied in this "
+        "run: a guide to how far the medians above can be trusted.",
+    ]
     pca = head["pca"]
     lines += [
         "",
@@ -603,7 +620,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, required=True, help="folder for the JSON and Markdown")
+    parser.add_argument("--out", type=Path, help="folder for the JSON and Markdown (required)")
+    parser.add_argument(
+        "--summarize",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: write the Markdown summary of a saved bench_suite.json again "
+        "(beside it, or into --out), e.g. after a change to the summary's layout",
+    )
     parser.add_argument(
         "--threads",
         type=positive_int,
@@ -620,8 +644,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--random-images",
         action="store_true",
-        help="random images even where the real ones are found (the timings do not depend on "
-        "the pixels; the tests use this)",
+        help="random images even where the real ones are found (same shapes, same computations; "
+        "the tests use this)",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it runs")
     parser.add_argument(
@@ -674,10 +698,30 @@ def settings_from(args) -> dict:
     return settings
 
 
+def summarize(parser, path: Path, out: Path | None) -> int:
+    """``--summarize``: the Markdown of a saved run, from its JSON alone."""
+    try:
+        result = json.loads(path.read_text())
+        summary = markdown(result)
+    except OSError as err:
+        parser.error(f"--summarize: cannot read {path} ({err.strerror})")
+    except (ValueError, KeyError, TypeError) as err:
+        parser.error(f"--summarize: {path} is not a bench_suite.json ({type(err).__name__}: {err})")
+    target = (out or path.parent) / "bench_suite.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(summary)
+    print(summary)
+    return 0
+
+
 def main(argv=None) -> int:
     from latentboost_lab.device import select_device
 
     parser, args = parse_args(argv)
+    if args.summarize is not None:
+        return summarize(parser, args.summarize, args.out)
+    if args.out is None:
+        parser.error("--out is required: the folder for bench_suite.json and bench_suite.md")
     try:
         device = select_device(args.device)
     except ValueError as err:
@@ -688,7 +732,9 @@ def main(argv=None) -> int:
         parser.error(f"--out: cannot create the folder {args.out} ({err.strerror})")
     settings = settings_from(args)
     root = False if args.random_images else args.data_root
-    command = shlex.join(["python", "benchmarks/bench_suite.py", *(argv or sys.argv[1:])])
+    command = shlex.join(
+        ["python", "benchmarks/bench_suite.py", *(sys.argv[1:] if argv is None else argv)]
+    )
     if os.environ.get("LATENTBOOST_DATA"):  # where the real images came from
         command = f"LATENTBOOST_DATA={shlex.quote(os.environ['LATENTBOOST_DATA'])} {command}"
     result = {

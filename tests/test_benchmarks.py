@@ -129,6 +129,19 @@ def test_markdown_has_every_section_and_well_formed_tables(smoke):
         assert len(table) > 2
 
 
+def test_summarize_rewrites_the_same_markdown_from_the_json(smoke, tmp_path, capsys):
+    suite, result, text = smoke
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(result))
+    assert suite.main(["--summarize", str(saved), "--out", str(tmp_path / "md")]) == 0
+    assert (tmp_path / "md" / "bench_suite.md").read_text() == text
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"command": "x"}')
+    with pytest.raises(SystemExit):
+        suite.main(["--summarize", str(broken)])
+    assert "--summarize" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -136,12 +149,15 @@ def test_markdown_has_every_section_and_well_formed_tables(smoke):
         (["--sections", "steps,gpu"], "--sections"),
         (["--batch-sizes", "64,0"], "--batch-sizes"),
         (["--threads", "0"], "--threads"),
+        ([], "--out is required"),
     ],
 )
 def test_bad_options_name_the_option(argv, message, tmp_path, capsys):
     suite = _load("bench_suite")
+    if "--out is required" not in message:
+        argv = [*argv, "--out", str(tmp_path)]
     with pytest.raises(SystemExit) as exit_info:
-        suite.main([*argv, "--out", str(tmp_path)])
+        suite.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
