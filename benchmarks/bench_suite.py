@@ -1,6 +1,6 @@
 """The performance suite: every speed figure of the project, measured side by side in one run.
 
-    python benchmarks/bench_suite.py --out benchmarks/results/          # ~10 minutes on 1 CPU
+    python benchmarks/bench_suite.py --out benchmarks/results/          # 12.5 min, loaded CPU
     python benchmarks/bench_suite.py --out /tmp/suite --skip-largest    # without 60,000 points
     python benchmarks/bench_suite.py --out /tmp/suite --smoke           # seconds: does it run?
     python benchmarks/bench_suite.py --out /tmp/suite --device cuda     # on a GPU
