@@ -3,6 +3,7 @@
     latentboost-lab demo                 cross-entropy vs Latent Boost on the embedded digits
     latentboost-lab data                 which data sets are present, and where
     latentboost-lab train --loss ...     one training run, its history written as JSON
+    latentboost-lab compare ...          the paper's comparison: arms x seeds, paired tests
 
 Errors are one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
 """
@@ -16,18 +17,79 @@ import time
 from pathlib import Path
 
 from . import __version__
+from ._checks import non_negative_int, positive_float, positive_int, unit_float
 
 DEFAULT_EPOCHS = {"digits": 20, "fashion_mnist": 10, "cifar10": 30, "cifar100": 30}
+DOWNLOADABLE = ("fashion_mnist", "cifar10", "cifar100")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like the command's other errors:
+    ``latentboost-lab train: error: argument --epochs: expected an integer >= 1, got '0'``,
+    exit status 2. Sub-commands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _dataset_arg(text: str) -> str:
+    """``type=`` of --dataset: a known name, or an .npz file that exists."""
+    from .data import DATASETS
+
+    if text in DATASETS:
+        return text
+    if text.endswith(".npz"):
+        if Path(text).is_file():
+            return text
+        raise argparse.ArgumentTypeError(f"the .npz file {text} does not exist")
+    raise argparse.ArgumentTypeError(
+        f"expected one of {', '.join(DATASETS)} or the path of an .npz file, got {text!r}"
+    )
+
+
+def _folder_arg(text: str) -> str:
+    """``type=`` of --root: a folder that exists (a typo would otherwise silently fall back
+    to $LATENTBOOST_DATA or the cache)."""
+    if not Path(text).expanduser().is_dir():
+        raise argparse.ArgumentTypeError(f"expected an existing folder, got {text!r}")
+    return text
+
+
+def _device_arg(text: str) -> str:
+    """``type=`` of --device: the device must exist here (checked by select_device)."""
+    from .device import select_device
+
+    try:
+        select_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _writable_folder(option: str, folder) -> Path:
+    """Create ``folder`` and check that a file can be written in it, before any training: a
+    typo or a read-only place is reported at once, not after the run."""
+    from .training import check_writable_path
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{option}: cannot create the folder {folder} ({err.strerror})") from None
+    check_writable_path(option, folder / ".probe")
+    return folder
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
+        type=_dataset_arg,
         default="digits",
         help="digits (embedded, default), fashion_mnist, cifar10, cifar100, or a path to an .npz",
     )
     p.add_argument(
         "--root",
+        type=_folder_arg,
         default=None,
         help="folder holding the data (else $LATENTBOOST_DATA, the cache, ...)",
     )
@@ -44,30 +106,43 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--latent-dim",
-        type=int,
+        type=positive_int,
         default=None,
         help="width of the latent space (default: the model's)",
     )
     p.add_argument(
-        "--epochs", type=int, default=None, help="epoch budget (default depends on the data set)"
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="epoch budget (default depends on the data set)",
     )
-    p.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=128, help="training batch size (default 128)"
+    )
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
     p.add_argument(
         "--patience",
-        type=int,
+        type=positive_int,
         default=None,
         help="early stopping on val_acc after this many epochs",
     )
     p.add_argument(
-        "--n-train", type=int, default=None, help="stratified subset of the training split"
-    )
-    p.add_argument("--n-test", type=int, default=None, help="stratified subset of the test split")
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of the model, the subsets and the batches"
+        "--n-train", type=positive_int, default=None, help="stratified subset of the training split"
     )
     p.add_argument(
-        "--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps"
+        "--n-test", type=positive_int, default=None, help="stratified subset of the test split"
+    )
+    p.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of the model, the subsets and the batches",
+    )
+    p.add_argument(
+        "--device",
+        type=_device_arg,
+        default="auto",
+        help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps",
     )
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (for GPUs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (for GPUs)")
@@ -75,7 +150,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latentboost-lab", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="latentboost-lab", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"latentboost-lab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -89,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(demo)
     demo.add_argument(
-        "--lam", type=float, default=0.75, help="λ of Latent Boost (weight of the Magnet term)"
+        "--lam", type=unit_float, default=0.75, help="λ of Latent Boost (weight of the Magnet term)"
     )
     demo.add_argument("--out", default="demo_output", help="folder for the figure and results.json")
 
@@ -99,9 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the data sets, where each was found (nothing is downloaded unless "
         "--download is given) and the places searched.",
     )
-    data.add_argument("--root", default=None, help="an extra folder to search first")
     data.add_argument(
-        "--download", metavar="NAME", default=None, help="download this data set with torchvision"
+        "--root", type=_folder_arg, default=None, help="an extra folder to search first"
+    )
+    data.add_argument(
+        "--download",
+        metavar="NAME",
+        choices=DOWNLOADABLE,
+        default=None,
+        help=f"download this data set with torchvision: {', '.join(DOWNLOADABLE)}",
     )
 
     train = sub.add_parser(
@@ -110,9 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train one model with one loss and write its history (and checkpoint).",
     )
     _add_common(train)
-    train.add_argument("--loss", default="ce", help="ce, magnet, center or latentboost")
     train.add_argument(
-        "--lam", type=float, default=None, help="λ (latentboost, center); default per data set"
+        "--loss",
+        default="ce",
+        choices=("ce", "magnet", "center", "latentboost"),
+        help="ce, magnet, center or latentboost",
+    )
+    train.add_argument(
+        "--lam", type=unit_float, default=None, help="λ (latentboost, center); default per data set"
     )
     train.add_argument(
         "--out", default="runs/run", help="path prefix: writes PREFIX.json (and PREFIX.pt)"
@@ -123,7 +209,109 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", action="store_true", help="continue from the checkpoint PREFIX.pt"
     )
+    add_compare_parser(sub)
     return parser
+
+
+def add_compare_parser(sub) -> None:
+    """``latentboost-lab compare``: the experiment runner (:mod:`latentboost_lab.experiments`)."""
+    from ._checks import comma_list, positive_int, unit_float
+
+    compare = sub.add_parser(
+        "compare",
+        help="the paper's comparison: several arms x seeds, a report with paired tests",
+        description="Train every arm with every seed on the same data, weights, batches and "
+        "budget (only the loss differs), evaluate on the test split, and write runs.json, "
+        "summary.md (beside the paper's claims), summary.json and figures into --out. Runs "
+        "already in --out are not redone; an interrupted run continues from its checkpoint.",
+    )
+    _add_common(compare)
+    compare.add_argument(
+        "--arms",
+        type=comma_list(str, "arm names"),
+        default=["ce", "magnet", "center", "latentboost"],
+        help="comma-separated: ce, magnet, center, latentboost (default all four)",
+    )
+    compare.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=3,
+        help="number of seeds: --seed, --seed+1, ... (default 3)",
+    )
+    compare.add_argument(
+        "--lam",
+        type=comma_list(unit_float, "numbers in [0, 1]"),
+        default=None,
+        help="λ of Latent Boost; several (0.25,0.5,0.75) make a λ sweep, one arm each "
+        "(default: the paper's best for the data set)",
+    )
+    compare.add_argument(
+        "--ablations",
+        type=comma_list(str, "ablation names"),
+        default=[],
+        help="Latent Boost with a part switched off, one arm each: no_pca, shared_variance, "
+        "fixed_weights",
+    )
+    compare.add_argument(
+        "--val-size",
+        type=unit_float,
+        default=0.1,
+        help="share of the training split held out for validation (default 0.1)",
+    )
+    compare.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's; 1 is fastest on a busy 2-core machine)",
+    )
+    compare.add_argument(
+        "--out", default=None, help="output folder (default results/DATASET_MODEL)"
+    )
+    compare.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only rewrite summary.md, summary.json and the figures from --out/runs.json",
+    )
+
+
+def cmd_compare(args) -> int:
+    import torch
+
+    from .experiments import ExperimentConfig, Results, parse_arms, run_experiment
+
+    out = Path(args.out or f"results/{Path(str(args.dataset)).stem}_{args.model}")
+    if args.report_only:
+        results = Results.load(out)
+        for path in results.write_report():
+            print(f"wrote {path}")
+        return 0
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    arms = parse_arms(args.arms, args.lam, args.ablations)
+    config = ExperimentConfig(
+        dataset=str(args.dataset),
+        arms=arms,
+        seeds=list(range(args.seed, args.seed + args.seeds)),
+        model=args.model,
+        latent_dim=args.latent_dim,
+        epochs=args.epochs if args.epochs is not None else DEFAULT_EPOCHS.get(args.dataset, 20),
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        val_size=args.val_size,
+        root=args.root,
+        download=args.download,
+        device=args.device,
+        bf16=args.bf16,
+        compile=args.compile,
+    )
+    command = "latentboost-lab " + " ".join(sys.argv[1:]) if sys.argv[1:] else None
+    results = run_experiment(config, out, progress=not args.no_progress, command=command)
+    print(results.markdown())
+    print(f"wrote {out / 'runs.json'}, {out / 'summary.md'} and figures")
+    return 0
 
 
 def _load(args):
@@ -170,9 +358,9 @@ def _train_arm(args, data, loss_name: str, lam: float | None):
 def cmd_demo(args) -> int:
     from .metrics import embed, f1_score, silhouette_score
     from .plots import plot_comparison_latents
+    from .training import atomic_write
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)  # fail now, not after training, if it cannot be written
+    out = _writable_folder("--out", args.out)  # fail now, not after training
     data = _load(args)
     print(f"data: {data!r} from {data.source}")
     rows, latents = [], {}
@@ -200,12 +388,8 @@ def cmd_demo(args) -> int:
     print(format_table(rows))
     figure = plot_comparison_latents(latents, class_names=data.classes)
     figure.savefig(out / "latent_spaces.png", dpi=120, bbox_inches="tight")
-    (out / "results.json").write_text(
-        json.dumps(
-            {"dataset": data.info.name, "model": args.model, "seed": args.seed, "rows": rows},
-            indent=1,
-        )
-    )
+    results = {"dataset": data.info.name, "model": args.model, "seed": args.seed, "rows": rows}
+    atomic_write(out / "results.json", json.dumps(results, indent=1).encode())
     print(f"\nwrote {out / 'latent_spaces.png'} and {out / 'results.json'}")
     return 0
 
@@ -241,8 +425,11 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .training import check_writable_path
+
     prefix = Path(args.out)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
+    _writable_folder("--out", prefix.parent)  # fail now, not after training
+    check_writable_path("--out", prefix.with_suffix(".json"))
     if args.checkpoint or args.resume:
         args.fit_extra = {"checkpoint": prefix.with_suffix(".pt"), "resume": args.resume}
     data = _load(args)
@@ -260,7 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"demo": cmd_demo, "data": cmd_data, "train": cmd_train}[args.command](args)
+        return {"demo": cmd_demo, "data": cmd_data, "train": cmd_train, "compare": cmd_compare}[
+            args.command
+        ](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

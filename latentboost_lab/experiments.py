@@ -1,0 +1,462 @@
+"""The experiment runner: the paper's comparison as one resumable call.
+
+    config = ExperimentConfig(dataset="fashion_mnist", arms=parse_arms("ce,latentboost"),
+                              seeds=(0, 1, 2), epochs=30)
+    results = run_experiment(config, "results/fashion_mnist")
+    print(results.markdown())
+
+Fairness: for each seed, every arm gets the same data (subsets and validation split drawn with
+that seed), the same initial weights (the model is built right after ``seed_everything(seed)``),
+the same batches (``fit(seed=seed)``), optimiser, budget and early-stopping rule; only the loss
+differs. Two exceptions belong to the Magnet method itself: it draws its batches with its own
+neighbourhood sampler, and it trains the latent only, so its accuracy is that of its
+nearest-cluster classifier (``val_cluster_acc`` is what its early stopping watches). Model
+selection (early stopping, the kept weights) uses the validation split only; the test split is
+evaluated once, at the end of each run.
+
+Output, in ``out_dir``: ``runs.json`` (every run's configuration, history and test metrics, the
+environment and the command; rewritten atomically after each run), ``summary.md`` (tables laid
+out like the paper's, with the paper's deltas beside ours), and figures (see
+:mod:`latentboost_lab.report`). Runs already in ``runs.json`` are not redone; a run cut short
+(KeyboardInterrupt, a crash) continues from its last epoch's checkpoint with the same history as
+an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ._checks import check_choice, check_in_range, check_int
+from .recipes import LOSSES
+from .training import History, atomic_write
+
+__all__ = [
+    "ABLATIONS",
+    "Arm",
+    "ExperimentConfig",
+    "Results",
+    "parse_arms",
+    "run_experiment",
+]
+
+#: Ablations of Latent Boost's parts: the options given to ``make_loss("latentboost", ...)``.
+ABLATIONS = {
+    "no_pca": {"pca_variance": None},
+    "shared_variance": {"variance": "shared"},
+    "fixed_weights": {"alpha": 1.0, "beta": 1.0},
+}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a comparison: a loss recipe, its λ and extra options, under a display name."""
+
+    name: str
+    loss: str
+    lam: float | None = None
+    options: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def classifier(self) -> str:
+        """How the arm classifies: ``"head"`` (the softmax layer) or ``"clusters"`` (the Magnet
+        method trains the latent only and classifies by the nearest clusters, its eq. 6)."""
+        return "clusters" if self.loss == "magnet" else "head"
+
+    @property
+    def monitor(self) -> str:
+        """The validation accuracy of the arm's own classifier (early stopping, epochs to reach
+        the reference)."""
+        return "val_cluster_acc" if self.classifier == "clusters" else "val_acc"
+
+    def build(self, data, latent_dim: int):
+        from .recipes import make_loss
+
+        return make_loss(
+            self.loss, data=data, lam=self.lam, latent_dim=latent_dim, **dict(self.options)
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "loss": self.loss,
+            "lam": self.lam,
+            "options": dict(self.options),
+        }
+
+
+def parse_arms(
+    arms: str | Sequence[str],
+    lams: Sequence[float] | None = None,
+    ablations: Sequence[str] = (),
+) -> list[Arm]:
+    """The arms named in ``arms`` (``"ce,magnet,center,latentboost"`` or a list).
+
+    lams: a λ sweep: the ``latentboost`` arm becomes one arm per λ, named ``latentboost(λ=0.5)``
+        (without it, λ is the paper's best for the data set).
+    ablations: Latent Boost with one part switched off, one arm each: ``no_pca``,
+        ``shared_variance``, ``fixed_weights`` (α = β = 1), named e.g. ``latentboost-no_pca``;
+        with ``lams`` given they use its first value.
+    """
+    names = [a.strip() for a in arms.split(",")] if isinstance(arms, str) else list(arms)
+    names = [n for n in names if n]
+    if not names:
+        raise ValueError(f"arms must name at least one of {list(LOSSES)}, got {arms!r}")
+    for n in names:
+        check_choice("arms", n, LOSSES)
+    if len(set(names)) != len(names):
+        raise ValueError(f"arms must not repeat a name, got {names}")
+    lams = [check_in_range("lam", v, 0.0, 1.0) for v in (lams or [])]
+    if len(set(lams)) != len(lams):
+        raise ValueError(f"lam must not repeat a value, got {lams}")
+    for a in ablations:
+        check_choice("ablations", a, ABLATIONS)
+    result = []
+    for n in names:
+        if n == "latentboost" and lams:
+            result += [Arm(f"latentboost(λ={v:g})", n, v) for v in lams]
+        else:
+            result.append(Arm(n, n))
+    lam = lams[0] if lams else None
+    for a in ablations:
+        result.append(Arm(f"latentboost-{a}", "latentboost", lam, tuple(ABLATIONS[a].items())))
+    return result
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that is the same for every run of a comparison (see the module docstring)."""
+
+    dataset: str = "digits"
+    arms: Sequence[Arm] = field(default_factory=lambda: parse_arms("ce,latentboost"))
+    seeds: Sequence[int] = (0, 1, 2)
+    model: str = "small_cnn"
+    latent_dim: int | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    patience: int | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    val_size: float = 0.1
+    root: str | None = None
+    download: bool = False
+    device: str = "auto"
+    bf16: bool = False
+    compile: bool = False
+    pca_variance: float = 0.95  # the share kept by the PCA of the *test* latents in the report
+
+    def __post_init__(self):
+        self.arms = list(self.arms)
+        if not self.arms or not all(isinstance(a, Arm) for a in self.arms):
+            raise TypeError(
+                "arms must be a non-empty list of Arm (use parse_arms('ce,latentboost'))"
+            )
+        if len({a.name for a in self.arms}) != len(self.arms):
+            raise ValueError(f"arms must have distinct names, got {[a.name for a in self.arms]}")
+        self.seeds = [check_int("seeds", s, 0) for s in self.seeds]
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(
+                f"seeds must be a non-empty list of distinct integers, got {self.seeds}"
+            )
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_in_range("lr", self.lr, 0.0, None, low_inclusive=False)
+        check_in_range("pca_variance", self.pca_variance, 0.0, 1.0, low_inclusive=False)
+        if self.patience is not None:
+            check_int("patience", self.patience, 1)
+
+    def fixed(self) -> dict:
+        """The settings every run shares: a resumed experiment must have the same."""
+        skip = {"arms", "seeds", "root", "download", "device"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["arms"] = [a.to_dict() for a in self.arms]
+        return d
+
+
+def environment() -> dict:
+    """Versions, device and threads: what a reader needs to judge the timings."""
+    from importlib import metadata
+
+    from . import __version__
+
+    def version(package: str) -> str | None:
+        try:  # the installed metadata: no need to import (slow) packages for their version
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "latentboost_lab": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        **{p.replace("-", "_"): version(p) for p in ("torchvision", "numpy", "scikit-learn")},
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_key(arm: Arm, seed: int) -> str:
+    return f"{arm.name}/seed{seed}"
+
+
+class Results:
+    """The runs of a comparison as stored in ``runs.json``: ``results.runs[key]`` is a dict with
+    ``arm``, ``seed``, ``history`` (as :class:`~latentboost_lab.training.History`'s dict),
+    ``test`` (final test metrics) and ``seconds``."""
+
+    def __init__(self, document: dict, path: Path | None = None):
+        self.document = document
+        self.path = path
+
+    @property
+    def runs(self) -> dict[str, dict]:
+        return self.document["runs"]
+
+    @property
+    def config(self) -> dict:
+        return self.document["config"]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Results:
+        """Read ``runs.json`` (or the folder holding it)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "runs.json"
+        try:
+            document = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path} is not a readable runs.json ({err})") from err
+        if not isinstance(document, dict) or "runs" not in document or "config" not in document:
+            raise ValueError(f"{path} is not a runs.json written by run_experiment")
+        return cls(document, path)
+
+    def save(self) -> None:
+        atomic_write(self.path, json.dumps(self.document, indent=1, default=float).encode())
+
+    def history(self, key: str) -> History:
+        return History(**self.runs[key]["history"])
+
+    def summary(self, reference: str = "ce") -> dict:
+        from .report import summarise
+
+        return summarise(self, reference=reference)
+
+    def markdown(self, reference: str = "ce") -> str:
+        from .report import markdown
+
+        return markdown(self, reference=reference)
+
+    def write_report(self, reference: str = "ce") -> list[Path]:
+        """Write ``summary.md``, ``summary.json`` and the figures beside ``runs.json``."""
+        from .report import write_report
+
+        return write_report(self, reference=reference)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Fail before any training when the results cannot be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"out_dir: cannot create {out_dir} ({err.strerror})") from err
+    if not os.access(out_dir, os.W_OK):
+        raise ValueError(f"out_dir: {out_dir} is not writable")
+
+
+def _open_results(config: ExperimentConfig, out_dir: Path, command: str | None) -> Results:
+    path = out_dir / "runs.json"
+    if path.exists():
+        results = Results.load(path)
+        saved = results.config.get("fixed", {})
+        now = json.loads(json.dumps(config.fixed(), default=float))
+        differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        if differ:
+            details = ", ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in differ)
+            raise ValueError(
+                f"out_dir {out_dir} holds runs made with other settings ({details}); "
+                "use another out_dir or the same settings to add arms or seeds"
+            )
+        results.document["config"]["arms"] = _merge_arms(
+            results.config.get("arms", []), [a.to_dict() for a in config.arms]
+        )
+        results.document["config"]["seeds"] = sorted(
+            set(results.config.get("seeds", [])) | set(config.seeds)
+        )
+    else:
+        document = {
+            "format": "latentboost_lab.runs/1",
+            "config": {
+                "fixed": json.loads(json.dumps(config.fixed(), default=float)),
+                "arms": [a.to_dict() for a in config.arms],
+                "seeds": list(config.seeds),
+                "device": config.device,
+            },
+            "commands": [],
+            "environment": [],
+            "runs": {},
+        }
+        results = Results(document, path)
+    results.document["commands"].append(command or shlex.join(sys.argv))
+    results.document["environment"].append(environment())
+    return results
+
+
+def _merge_arms(old: list[dict], new: list[dict]) -> list[dict]:
+    names = {a["name"] for a in old}
+    return old + [a for a in new if a["name"] not in names]
+
+
+def _test_metrics(model, data, loss, pca_variance: float, classifier: str = "head") -> dict:
+    """Final test metrics of one run: accuracy and F1 of the arm's classifier (``head``: the
+    softmax layer; ``clusters``: the loss's nearest-cluster rule), the softmax head's accuracy
+    (``head_acc``) and the nearest-cluster accuracy (``cluster_acc``) where the loss has one,
+    silhouette and Davies-Bouldin of the raw test latent and of its PCA (``pca_variance``)."""
+    from .losses.pca import batch_pca
+    from .metrics import davies_bouldin_score, embed, f1_score, silhouette_score
+    from .training import evaluate
+
+    latent, labels, logits = embed(model, data, "test", return_logits=True)
+    head_pred = logits.argmax(1)
+    pred = loss.predict(latent).argmax(1) if classifier == "clusters" else head_pred
+    pca = batch_pca(latent.double(), pca_variance)
+    k = int(pca.k)
+    pca_latent = pca.projected[:, :k].float()
+    metrics = {
+        "acc": float((pred == labels).float().mean()),
+        "head_acc": float((head_pred == labels).float().mean()),
+        "micro_f1": f1_score(pred, labels, average="micro"),
+        "macro_f1": f1_score(pred, labels, average="macro"),
+        "silhouette": silhouette_score(latent, labels),
+        "silhouette_pca": silhouette_score(pca_latent, labels),
+        "davies_bouldin": davies_bouldin_score(latent, labels),
+        "davies_bouldin_pca": davies_bouldin_score(pca_latent, labels),
+        "test_pca_k": k,
+        "n_test": int(labels.numel()),
+    }
+    cluster_acc = evaluate(model, data, "test", loss).get("cluster_acc")
+    if cluster_acc is not None:
+        metrics["cluster_acc"] = cluster_acc
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out_dir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    command: str | None = None,
+    report: bool = True,
+) -> Results:
+    """Train every arm with every seed (skipping the runs already in ``out_dir/runs.json``),
+    evaluate each on the test split, and write ``runs.json`` after each run and the report at
+    the end. Returns the :class:`Results`.
+
+    A KeyboardInterrupt stops at once: finished runs are saved, the run in progress keeps its
+    last epoch's checkpoint in ``out_dir/checkpoints`` and continues from there next time;
+    the KeyboardInterrupt is raised again so that a script stops too.
+    """
+    from tqdm.auto import tqdm
+
+    from .data import load_dataset
+    from .device import seed_everything
+    from .models import build_model
+    from .training import fit
+
+    if not isinstance(config, ExperimentConfig):
+        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    checkpoints = out_dir / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    results = _open_results(config, out_dir, command)
+    results.save()
+
+    todo = [(seed, arm) for seed in config.seeds for arm in config.arms]
+    todo = [(seed, arm) for seed, arm in todo if run_key(arm, seed) not in results.runs]
+    data_by_seed: dict[int, object] = {}
+    bar = tqdm(todo, desc="runs", disable=not progress)
+    for seed, arm in bar:
+        key = run_key(arm, seed)
+        bar.set_postfix_str(key)
+        if seed not in data_by_seed:
+            data_by_seed.clear()  # one seed's data at a time
+            data_by_seed[seed] = load_dataset(
+                config.dataset,
+                root=config.root,
+                n_train=config.n_train,
+                n_test=config.n_test,
+                val_size=config.val_size,
+                seed=seed,
+                device=config.device,
+                download=config.download,
+            )
+        data = data_by_seed[seed]
+        seed_everything(seed)
+        model = build_model(config.model, data.info, config.latent_dim)
+        loss = arm.build(data, model.latent_dim)
+        checkpoint = checkpoints / f"{arm.name}_seed{seed}.pt".replace("/", "_")
+        started = time.perf_counter()
+        history = fit(
+            model,
+            data,
+            loss,
+            epochs=config.epochs,
+            lr=config.lr,
+            batch_size=config.batch_size,
+            patience=config.patience,
+            monitor=arm.monitor,
+            checkpoint=checkpoint,
+            resume=True,
+            seed=seed,
+            bf16=config.bf16,
+            compile=config.compile,
+            eval_test=False,
+            progress=progress,
+        )
+        if history.interrupted:
+            results.save()
+            raise KeyboardInterrupt(f"interrupted during {key}; run again to continue")
+        results.runs[key] = {
+            "arm": arm.name,
+            "seed": seed,
+            "arm_config": arm.to_dict(),
+            "history": dataclasses.asdict(history),
+            "monitor": arm.monitor,
+            "test": _test_metrics(model, data, loss, config.pca_variance, arm.classifier),
+            "seconds": time.perf_counter() - started,  # this session's share when resumed
+        }
+        results.save()
+        checkpoint.unlink(missing_ok=True)
+    bar.close()
+    if report:
+        results.write_report()
+    return results
+
+
+def arms_in(results: Results, names: Iterable[str] | None = None) -> list[str]:
+    """The arm names of ``results`` in their configured order (optionally only ``names``)."""
+    order = [a["name"] for a in results.config.get("arms", [])]
+    present = {r["arm"] for r in results.runs.values()}
+    order = [n for n in order if n in present] + sorted(present - set(order))
+    return [n for n in order if names is None or n in set(names)]
