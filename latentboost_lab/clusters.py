@@ -38,8 +38,12 @@ def kmeans(
     ``k' = min(k, n)``. Random draws use ``generator`` on the CPU, so results are reproducible
     across devices for a given seed.
     """
-    x = x.float()
+    x = check_latent(x, name="x").float()
+    k = check_int("k", k, 1)
+    iters = check_int("iters", iters, 1)
     n = x.shape[0]
+    if n == 0:
+        raise ValueError("x must hold at least one point")
     k = min(k, n)
     if k == n:  # one point per cluster: nothing to optimise
         return x.clone(), torch.arange(n, device=x.device)

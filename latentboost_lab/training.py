@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_in_range, check_int
 from .device import select_device
+from .metrics import model_outputs
 
 __all__ = [
     "CrossEntropyLoss",
@@ -376,7 +377,7 @@ def fit(
                 saved = [b.detach().clone() for b in buffers]
                 kwargs = {"sample_ids": batch.index} if wants_sample_ids else {}
                 with autocast:
-                    logits, latent = forward(x)
+                    logits, latent = model_outputs(forward(x), len(batch.y))
                     try:
                         value = loss(logits, latent, batch.y, epoch, **kwargs)
                     except ValueError:  # the losses refuse a NaN latent: name the model instead

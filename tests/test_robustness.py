@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from latentboost_lab import SmallCNN, fit, load_dataset
+from latentboost_lab import SmallCNN, evaluate, fit, load_dataset
 from latentboost_lab import training as training_mod
+from latentboost_lab.clusters import kmeans
 from latentboost_lab.losses import LatentBoostLoss
+from latentboost_lab.metrics import embed
 from latentboost_lab.training import NonFiniteLossError, load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -213,3 +215,67 @@ def test_on_a_gpu_the_check_is_read_once_per_epoch(digits, tmp_path, monkeypatch
     assert len(json.loads(load_checkpoint(tmp_path / "run.pt")["history"])["epochs"]) == 1
     with pytest.raises(NonFiniteLossError, match=r"epoch 0, step 1, in a gradient"):
         fit(small_model(), digits, Faulty("grad", {(0, 1)}), epochs=1, progress=False)
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def _plain_classifier():
+    """A model that returns logits only (not the (logits, latent) pair)."""
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+
+BAD_ARGUMENTS = [
+    # (call, argument the message must name, error type)
+    (lambda d: load_dataset("digits", seed=1.5), "seed", TypeError),
+    (lambda d: load_dataset("digits", seed=-1), "seed", ValueError),
+    (lambda d: load_dataset("cifar10", root=5, download=False), "root", TypeError),
+    (lambda d: load_dataset("cifar10", download="no"), "download", TypeError),
+    (lambda d: load_dataset("digits", device="tpu"), "device", ValueError),
+    (lambda d: load_dataset("digits", val_size=1.5), "val_size", ValueError),
+    (lambda d: d.to("tpu"), "device", ValueError),
+    (lambda d: fit("model", d, progress=False), "model", TypeError),
+    (lambda d: fit(small_model(), torch.zeros(3), progress=False), "data", TypeError),
+    (lambda d: fit(small_model(), d, weight_decay=-1, progress=False), "weight_decay", ValueError),
+    (lambda d: fit(small_model(), d, seed=-3, progress=False), "seed", ValueError),
+    (lambda d: fit(small_model(), d, bf16="yes", progress=False), "bf16", TypeError),
+    (lambda d: fit(small_model(), d, resume=True, progress=False), "resume", ValueError),
+    (lambda d: fit(small_model(), d, callbacks=print, progress=False), "callbacks", TypeError),
+    (lambda d: fit(small_model(), d, optimizer="adam", progress=False), "optimizer", TypeError),
+    (lambda d: fit(small_model(), d, monitor=3, progress=False), "monitor", TypeError),
+    (
+        lambda d: fit(small_model(), d.without_val, patience=2, progress=False),
+        "patience",
+        ValueError,
+    ),
+    (
+        lambda d: fit(small_model(), d, epochs=1, patience=1, monitor="val_f1"),
+        "monitor",
+        ValueError,
+    ),
+    (lambda d: fit(_plain_classifier(), d, epochs=1, progress=False), "model", ValueError),
+    (lambda d: embed(None, d), "model", TypeError),
+    (lambda d: embed(small_model(), torch.zeros(3)), "data", TypeError),
+    (lambda d: embed(_plain_classifier(), d), r"model must return \(logits, latent\)", ValueError),
+    (
+        lambda d: embed(small_model().to("meta"), d),
+        "model is on meta but data is on cpu",
+        ValueError,
+    ),
+    (lambda d: embed(small_model(), d, return_logits="yes"), "return_logits", ValueError),
+    (lambda d: evaluate(small_model(), d, "dev"), "split", ValueError),
+    (lambda d: kmeans(torch.randn(5), 2), "x", ValueError),
+    (lambda d: kmeans(torch.randn(5, 2), 0), "k", ValueError),
+]
+
+
+@pytest.fixture(scope="module")
+def digits_no_val(digits):
+    return load_dataset("digits", n_train=300, val_size=0, seed=0, device="cpu")
+
+
+@pytest.mark.parametrize(("call", "argument", "error"), BAD_ARGUMENTS)
+def test_bad_arguments_raise_naming_the_argument(digits, digits_no_val, call, argument, error):
+    digits.without_val = digits_no_val
+    with pytest.raises(error, match=argument):
+        call(digits)

@@ -48,7 +48,7 @@ class TensorData:
     ):
         self.info = info
         self.source = source
-        self.device = torch.device(device)
+        self.device = select_device(device)
         self._splits = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in splits.items()}
         shape = (-1, len(info.mean), 1, 1)
         self._mean = torch.tensor(info.mean, device=self.device).view(shape)
@@ -179,6 +179,11 @@ def load_dataset(
     """
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"name must be a data set name or an .npz path, got {type(name).__name__}")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder path (str or Path) or None, got {root!r}")
+    if not isinstance(download, bool):
+        raise TypeError(f"download must be True or False, got {download!r}")
+    seed = check_int("seed", seed, 0)
     path = Path(name)
     if path.suffix == ".npz":
         if not path.is_file():
