@@ -206,11 +206,37 @@ class LabServer:
 
 
 # -- what a person does in the page --------------------------------------------------------
+def open_lab(page, server: LabServer, timeout_ms: float = 120_000) -> None:
+    """Load JupyterLab (a fresh workspace) and wait for its file browser."""
+    page.goto(server.url("/lab") + "&reset", timeout=timeout_ms)
+    page.locator(".jp-DirListing-item").first.wait_for(timeout=timeout_ms)
+
+
 def open_notebook(page, server: LabServer, name: str, timeout_ms: float = 120_000) -> None:
-    """Open ``name`` in a fresh workspace and wait until its kernel has started and is idle."""
-    page.goto(server.url(f"/lab/tree/{name}") + "&reset", timeout=timeout_ms)
-    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").wait_for(timeout=timeout_ms)
+    """Double-click ``name`` in the file browser (no reload of the app between notebooks) and
+    wait until its kernel has started and is idle."""
+    page.locator(".jp-DirListing-item", has_text=name).dblclick()
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.locator(".jp-Notebook").wait_for(timeout=timeout_ms)
+    tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")
+    assert tab.first.inner_text() == name, f"opened {tab.first.inner_text()!r}, not {name!r}"
     wait_kernel_idle(page, server, timeout_ms)
+
+
+def close_everything(page, server: LabServer) -> None:
+    """Shut the kernels down and close every tab, discarding unsaved changes (the notebooks are
+    temporary copies), so that the next notebook starts alone with the whole CPU."""
+    server.shutdown_kernels()
+    if not page.locator(".jp-NotebookPanel").count():
+        return
+    menu(page, "File", "Close All Tabs")
+    dialog = page.locator(".jp-Dialog")
+    for _ in range(10):
+        if not page.locator(".jp-NotebookPanel").count():
+            return
+        if dialog.count():
+            dialog.get_by_role("button", name=re.compile("Discard|Don.t Save|Close")).first.click()
+        page.wait_for_timeout(300)
 
 
 def kernel_state(page, server: LabServer) -> str:

@@ -87,21 +87,30 @@ def lab(browser, tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture
-def page(browser, lab, request):
-    """A fresh browser tab; afterwards (pass or fail) a screenshot of where it ended and the
-    kernels shut down, so the next notebook has the CPU."""
+@pytest.fixture(scope="module")
+def lab_page(browser, lab):
+    """One tab with JupyterLab loaded once; the notebooks are opened from its file browser."""
     context = browser.new_context(viewport=VIEWPORT)
-    tab = context.new_page()
     try:
+        tab = context.new_page()
+        lab_ui.open_lab(tab, lab)
         yield tab
     finally:
-        name = re.sub(r"[^\w.-]+", "_", request.node.name)
+        context.close()
+
+
+@pytest.fixture
+def page(lab_page, lab, request):
+    """The JupyterLab tab; afterwards (pass or fail) a screenshot of where the test ended, then
+    the kernels shut down and the notebook closed, so the next notebook has the CPU."""
+    try:
+        yield lab_page
+    finally:
+        name = re.sub(r"[^\w.-]+", "_", request.node.name.removeprefix("test_"))
         try:
-            tab.screenshot(path=ARTIFACTS / f"{name}-end.png")
+            lab_page.screenshot(path=ARTIFACTS / f"{name}.png")
         finally:
-            context.close()
-            lab.shutdown_kernels()
+            lab_ui.close_everything(lab_page, lab)
 
 
 def _run(page, lab, name: str) -> tuple[dict, float]:
