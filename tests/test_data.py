@@ -410,3 +410,144 @@ def test_environment_variable_is_searched(monkeypatch, tmp_path):
     d = load_dataset("cifar10", download=False, val_size=0)
     assert len(d.y_train) == 60 and "mine.npz" in d.source
     assert data_mod.search_dirs("cifar10")[0] == tmp_path
+
+
+# -- damaged files: each error names the file and what is wrong ----------------------------
+
+
+def _cifar100_folder(tmp_path, **changes):
+    """torchvision's cifar-100-python folder with small synthetic pickles; ``changes`` maps a
+    file name to a dict update, None (file absent) or bytes (raw content)."""
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    contents = {
+        "train": {
+            "data": rng.integers(0, 256, (200, 3072), dtype=np.uint8),
+            "fine_labels": list(np.arange(200) % 100),
+        },
+        "test": {
+            "data": rng.integers(0, 256, (100, 3072), dtype=np.uint8),
+            "fine_labels": list(np.arange(100) % 100),
+        },
+        "meta": {"fine_label_names": [f"c{i}" for i in range(100)]},
+    }
+    for file, content in contents.items():
+        change = changes.get(file, {})
+        if change is None:
+            continue
+        if isinstance(change, bytes):
+            (folder / file).write_bytes(change)
+            continue
+        with open(folder / file, "wb") as f:
+            pickle.dump({**content, **change}, f)
+    return folder
+
+
+def _truncated_npz(tmp_path):
+    path = write_npz(tmp_path / "cut.npz")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+DAMAGED = [
+    # (make the file(s) and return what to load, file named in the error, what is wrong)
+    (_truncated_npz, "cut.npz", "not a readable .npz"),
+    (lambda p: write_npz(p / "f.npz", y_train=np.arange(60) % 3 * 1.0), "f.npz", "y_train"),
+    (lambda p: write_npz(p / "neg.npz", y_test=-(np.arange(30) % 3)), "neg.npz", "labels must lie"),
+    (lambda p: write_npz(p / "flat.npz", shape=(1024,)), "flat.npz", r"shape \(N, H, W\)"),
+    (lambda p: write_npz(p / "none.npz", n_train=0), "none.npz", "x_train holds no images"),
+    (
+        lambda p: write_npz(p / "obj.npz", classes=np.array([{"a": 1}], dtype=object)),
+        "obj.npz",
+        "not a readable .npz",
+    ),
+    (
+        lambda p: (write_npz(p / "cifar10" / "small.npz", shape=(28, 28)), "cifar10")[1],
+        "small.npz",
+        r"images of shape \(1, 28, 28\), expected \(3, 32, 32\) for cifar10",
+    ),
+    (lambda p: (_cifar100_folder(p, test=None), "cifar100")[1], "test", "missing"),
+    (
+        lambda p: (_cifar100_folder(p, train=b"\x80\x04garbage"), "cifar100")[1],
+        "train",
+        "cannot be read as a CIFAR pickle",
+    ),
+    (
+        lambda p: (_cifar100_folder(p, meta={"fine_label_names": ["a"]}), "cifar100")[1],
+        "meta",
+        "must name 100 classes",
+    ),
+    (
+        lambda p: (_cifar100_folder(p, test={"data": np.zeros((100, 1024), np.uint8)}), "cifar100")[
+            1
+        ],
+        "test",
+        "3072 values",
+    ),
+    (
+        lambda p: (_cifar100_folder(p, test={"fine_labels": [100] * 100}), "cifar100")[1],
+        "test",
+        r"labels must lie in \[0, 99\]",
+    ),
+    (
+        lambda p: (_cifar100_folder(p, test={"fine_labels": [1] * 99}), "cifar100")[1],
+        "test",
+        "one integer label per image",
+    ),
+    (lambda p: (_cifar100_folder(p, train={"data": None}), "cifar100")[1], "train", "'data'"),
+]
+
+
+@pytest.mark.parametrize(("make", "file", "problem"), DAMAGED)
+def test_damaged_files_name_the_file_and_the_problem(
+    no_system_copies, tmp_path, make, file, problem
+):
+    (tmp_path / "cifar10").mkdir()
+    target = make(tmp_path)
+    name = str(target) if str(target).endswith(".npz") else target
+    with pytest.raises(DataFileError, match=problem) as info:
+        load_dataset(name, root=tmp_path, download=False)
+    message = str(info.value)
+    assert file in message and len(message.splitlines()) == 1, message
+
+
+def test_idx_with_bytes_to_spare_is_not_called_truncated(tmp_path):
+    write_idx(tmp_path / "long.gz", np.zeros((3, 4, 4)))
+    with gzip.open(tmp_path / "long.gz", "rb") as f:
+        raw = f.read()
+    with gzip.open(tmp_path / "long.gz", "wb") as f:
+        f.write(raw + b"\x00" * 5)
+    with pytest.raises(DataFileError, match="long.gz: 69 bytes.*needs 64; it has bytes to spare"):
+        read_idx(tmp_path / "long.gz")
+
+
+@pytest.mark.parametrize("layout", ["npz", "fashion_mnist"])
+def test_read_only_data_folders_work_and_are_never_written(
+    no_system_copies, tmp_path, monkeypatch, layout
+):
+    """Nothing is written into a data folder (as root, chmod does not stop writes: the test
+    then checks that the folder's listing and modification time did not change)."""
+    folder = tmp_path / ("cifar10" if layout == "npz" else "fashion_mnist")
+    folder.mkdir()
+    if layout == "npz":
+        write_npz(folder / "mine.npz")
+        name = "cifar10"
+    else:
+        for key, (file, _) in data_mod.FASHION_MNIST_FILES.items():
+            write_idx(
+                folder / file, np.zeros((20, 28, 28)) if key[0] == "x" else np.arange(20) % 10
+            )
+        md5s = {
+            k: (f, sources._md5(folder / f)) for k, (f, _) in sources.FASHION_MNIST_FILES.items()
+        }
+        monkeypatch.setattr(sources, "FASHION_MNIST_FILES", md5s)  # our files pass as official
+        name = "fashion_mnist"
+    before = (sorted(p.name for p in folder.iterdir()), folder.stat().st_mtime_ns)
+    folder.chmod(0o555)
+    try:
+        d = load_dataset(name, root=tmp_path, download=False, val_size=0)
+    finally:
+        folder.chmod(0o755)
+    assert len(d.y_train) in (60, 20)
+    assert (sorted(p.name for p in folder.iterdir()), folder.stat().st_mtime_ns) == before

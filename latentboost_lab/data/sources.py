@@ -220,8 +220,9 @@ def read_idx(path: str | os.PathLike, md5: str | None = None) -> np.ndarray:
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
+        problem = "the file is truncated" if len(raw) < expected else "it has bytes to spare"
         raise DataFileError(
-            f"{path}: {len(raw)} bytes, but its header {shape} needs {expected}; the file is truncated"
+            f"{path}: {len(raw)} bytes, but its header {shape} needs {expected}; {problem}"
         )
     return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=header).reshape(shape)  # writable
 
@@ -254,6 +255,8 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], tuple[str,
                 f"({len(x)}), got dtype {y.dtype}, shape {y.shape}"
             )
     arrays = {k: arrays[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    if len(arrays["x_train"]) == 0:
+        raise DataFileError(f"{path}: x_train holds no images")
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         raise DataFileError(
             f"{path}: x_train images {arrays['x_train'].shape[1:]} and x_test images "
@@ -288,24 +291,58 @@ def _read_cifar_pickles(folder: Path, name: str) -> tuple[dict[str, np.ndarray],
         train_files, test_files = ["train"], ["test"]
         label_key, meta_file, names_key = "fine_labels", "meta", "fine_label_names"
 
-    def load(file):
+    n_classes = 10 if name == "cifar10" else 100
+
+    def load(file, keys):
+        path = folder / file
+        if not path.is_file():
+            expected = ", ".join([*train_files, *test_files, meta_file])
+            raise DataFileError(f"{path}: missing; {folder} must hold {expected}")
         try:
-            with open(folder / file, "rb") as f:
-                return pickle.load(f, encoding="latin1")
+            with open(path, "rb") as f:
+                content = pickle.load(f, encoding="latin1")
         except Exception as err:
             raise DataFileError(
-                f"{folder / file}: cannot be read as a CIFAR pickle ({err})"
+                f"{path}: cannot be read as a CIFAR pickle ({err}); the file is truncated or "
+                "corrupted: delete the folder and fetch it again"
             ) from err
+        missing = [k for k in keys if not isinstance(content, dict) or k not in content]
+        if missing:
+            raise DataFileError(f"{path}: not a {name} file, it lacks {missing}")
+        return content
+
+    def images_and_labels(file):
+        content = load(file, ("data", label_key))
+        x, y = np.asarray(content["data"]), np.asarray(content[label_key])
+        if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
+            raise DataFileError(
+                f"{folder / file}: 'data' must be uint8 rows of 3072 values (32x32x3), "
+                f"got dtype {x.dtype}, shape {x.shape}"
+            )
+        if not np.issubdtype(y.dtype, np.integer) or y.shape != (len(x),):
+            raise DataFileError(
+                f"{folder / file}: '{label_key}' must be one integer label per image "
+                f"({len(x)}), got dtype {y.dtype}, shape {y.shape}"
+            )
+        if len(y) and (y.min() < 0 or y.max() >= n_classes):
+            raise DataFileError(
+                f"{folder / file}: labels must lie in [0, {n_classes - 1}], "
+                f"got [{y.min()}, {y.max()}]"
+            )
+        return x, y.astype(np.int64)
 
     arrays = {}
     for split, files in (("train", train_files), ("test", test_files)):
-        parts = [load(f) for f in files]
-        x = np.concatenate([np.asarray(p["data"], dtype=np.uint8) for p in parts])
+        parts = [images_and_labels(f) for f in files]
+        x = np.concatenate([x for x, _ in parts])
         arrays[f"x_{split}"] = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        arrays[f"y_{split}"] = np.concatenate(
-            [np.asarray(p[label_key], dtype=np.int64) for p in parts]
+        arrays[f"y_{split}"] = np.concatenate([y for _, y in parts])
+    names = tuple(str(c) for c in load(meta_file, (names_key,))[names_key])
+    if len(names) != n_classes:
+        raise DataFileError(
+            f"{folder / meta_file}: {names_key} must name {n_classes} classes, got {len(names)}"
         )
-    return arrays, tuple(load(meta_file)[names_key])
+    return arrays, names
 
 
 def find_files(name: str, root) -> tuple[Path | None, list[Path]]:
