@@ -143,6 +143,8 @@ def test_every_run_is_recorded_with_its_metrics(tiny_results):
     saved = json.loads((out / "runs.json").read_text())
     assert saved["runs"].keys() == results.runs.keys()
     assert saved["environment"][0]["torch"] == torch.__version__
+    git = saved["environment"][0]["git"]  # the source's commit, when run from a checkout
+    assert git is None or len(git.split("+")[0]) == 40
     assert saved["commands"] == ["test"]
     for name in ("summary.md", "summary.json", "accuracy_silhouette.png", "pca_components.png"):
         assert (out / name).stat().st_size > 0, name
