@@ -158,6 +158,18 @@ class ClusterIndex:
         self.fitted_epoch = epoch
         return self
 
+    _STATE = ("centres", "cluster_class", "assignments", "variance", "num_classes", "fitted_epoch")
+
+    def state(self) -> dict:
+        """The fitted index as a plain dict (tensors, ints, None), for checkpoints: a resumed
+        run reuses it until its next refresh, as an uninterrupted run does."""
+        return {key: getattr(self, key) for key in self._STATE}
+
+    def load_state(self, state: dict) -> None:
+        """Restore what :meth:`state` returned."""
+        for key in self._STATE:
+            setattr(self, key, state[key])
+
     def due(self, epoch: int) -> bool:
         """Whether :meth:`refresh` at ``epoch`` recomputes the index."""
         epoch = check_int("epoch", epoch, 0)
@@ -217,6 +229,13 @@ class NeighbourhoodSampler:
         )
         self.seed = check_int("seed", seed)
         self.sample_losses: torch.Tensor | None = None  # last loss of each training sample
+
+    def state(self) -> dict:
+        """The recorded losses (what seeds the batches), for checkpoints."""
+        return {"sample_losses": self.sample_losses}
+
+    def load_state(self, state: dict) -> None:
+        self.sample_losses = state["sample_losses"]
 
     def record_losses(self, indices: torch.Tensor, per_sample: torch.Tensor) -> None:
         """Remember the latest loss of each sample in ``indices``."""

@@ -332,7 +332,13 @@ def fit(
                 f"{_model_config(model, data, loss)}; use another checkpoint path"
             )
         model.load_state_dict(state["model"])
-        loss.load_state_dict(state["loss"])
+        # Checkpoints written before a loss kept extra state (its cluster index) lack it.
+        missing, unexpected = loss.load_state_dict(state["loss"], strict=False)
+        if unexpected or any(not key.endswith("_extra_state") for key in missing):
+            raise ValueError(
+                f"checkpoint {checkpoint}: the loss's state does not match this loss "
+                f"(missing {missing}, unexpected {unexpected})"
+            )
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])

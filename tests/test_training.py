@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from latentboost_lab import CrossEntropyLoss, History, SmallCNN, fit, load_dataset
+from latentboost_lab.losses import LatentBoostLoss, MagnetObjective
 from latentboost_lab.training import load_checkpoint
 
 TIMES = ("seconds", "train_seconds")
@@ -70,30 +71,47 @@ def test_early_stopping_restores_best_weights(digits):
     assert evaluate(model, digits, "val")["acc"] == pytest.approx(best)
 
 
-def test_resume_gives_the_uninterrupted_history(digits, tmp_path):
-    whole = fit(small_model(), digits, epochs=4, batch_size=64, seed=1, progress=False)
+RESUMABLE_LOSSES = {
+    "ce": lambda: None,
+    # K = 2 clusters refreshed every 2 epochs: the index (and Magnet's neighbourhood sampler's
+    # recorded losses) must come back from the checkpoint, or epoch 2 would differ.
+    "magnet": lambda: MagnetObjective(
+        num_clusters=2, refresh_every=2, clusters_per_batch=4, samples_per_cluster=16
+    ),
+    "latentboost": lambda: LatentBoostLoss(num_clusters=2, refresh_every=2),
+}
 
-    def stop_after_two(history, model):
-        if len(history) == 2:
+
+@pytest.mark.parametrize("loss", sorted(RESUMABLE_LOSSES))
+def test_resume_gives_the_uninterrupted_history_and_weights(digits, tmp_path, loss):
+    make_loss = RESUMABLE_LOSSES[loss]
+    whole_model = small_model()
+    whole = fit(whole_model, digits, make_loss(), epochs=4, batch_size=64, seed=1, progress=False)
+
+    def stop_after_one(history, model):
+        if len(history) == 1:
             raise KeyboardInterrupt
 
     ckpt = tmp_path / "run.pt"
     first = fit(
         small_model(),
         digits,
+        make_loss(),
         epochs=4,
         batch_size=64,
         seed=1,
         checkpoint=ckpt,
-        callbacks=[stop_after_two],
+        callbacks=[stop_after_one],
         progress=False,
     )
-    assert first.interrupted and len(first) == 2
+    assert first.interrupted and len(first) == 1
     state = torch.load(ckpt, weights_only=True)  # a plain dict: loads without pickled code
     assert set(state) >= {"model", "optimizer", "history", "config"}
+    resumed_model = small_model(seed=99)
     resumed = fit(
-        small_model(seed=99),
+        resumed_model,
         digits,
+        make_loss(),
         epochs=4,
         batch_size=64,
         seed=1,
@@ -102,6 +120,10 @@ def test_resume_gives_the_uninterrupted_history(digits, tmp_path):
         progress=False,
     )
     assert without_times(resumed) == without_times(whole)
+    for a, b in zip(
+        resumed_model.state_dict().values(), whole_model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
 
 
 def test_resume_into_another_model_is_refused(digits, tmp_path):

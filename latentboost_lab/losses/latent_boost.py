@@ -134,6 +134,15 @@ class LatentBoostLoss(nn.Module):
         if self.index is not None:
             self.index.refresh(model, data, epoch)
 
+    def get_extra_state(self) -> dict:
+        """The cluster index (K > 1) goes into ``state_dict()``, so that a resumed run reuses
+        it until its next refresh, as an uninterrupted run does."""
+        return {"index": self.index.state() if self.index is not None else None}
+
+    def set_extra_state(self, state: dict) -> None:
+        if self.index is not None and state["index"] is not None:
+            self.index.load_state(state["index"])
+
     def weights(self, epoch: int) -> tuple[float, float, float]:
         """``(lam, alpha, beta)`` at ``epoch``, validated."""
         epoch = check_int("epoch", epoch, 0)

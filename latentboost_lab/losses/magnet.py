@@ -244,6 +244,25 @@ class MagnetObjective(nn.Module):
         if self.index.refresh(model, data, epoch):
             self._sigma2_sum, self._sigma2_count = None, 0
 
+    def get_extra_state(self) -> dict:
+        """The cluster index, the sampler's recorded losses and the running variance go into
+        ``state_dict()`` (plain tensors and numbers), so that a run resumed from a checkpoint
+        continues exactly as an uninterrupted one."""
+        sampler = getattr(self, "sampler", None)
+        return {
+            "index": self.index.state(),
+            "sampler": sampler.state() if sampler is not None else None,
+            "sigma2_sum": self._sigma2_sum,
+            "sigma2_count": self._sigma2_count,
+        }
+
+    def set_extra_state(self, state: dict) -> None:
+        self.index.load_state(state["index"])
+        sampler = getattr(self, "sampler", None)
+        if sampler is not None and state["sampler"] is not None:
+            sampler.load_state(state["sampler"])
+        self._sigma2_sum, self._sigma2_count = state["sigma2_sum"], state["sigma2_count"]
+
     def forward(self, logits, latent, labels, epoch, sample_ids=None) -> torch.Tensor:
         check_int("epoch", epoch, 0)
         cluster_ids = None
