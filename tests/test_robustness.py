@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -279,3 +282,65 @@ def test_bad_arguments_raise_naming_the_argument(digits, digits_no_val, call, ar
     digits.without_val = digits_no_val
     with pytest.raises(error, match=argument):
         call(digits)
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def test_unwritable_checkpoint_folder_is_reported_before_training(digits, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    model = small_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    # Under a regular file nothing can be written, even as root (chmod does not stop root).
+    for path, problem in (
+        (blocker / "run.pt", "does not exist"),
+        (tmp_path, "is a folder"),
+    ):
+        with pytest.raises(ValueError, match=f"checkpoint: .*{problem}"):
+            fit(model, digits, epochs=1, checkpoint=path, progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # not trained
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+@pytest.fixture(scope="module")
+def peak_memory() -> dict:
+    """Peak memory of embed (60,000 images) and silhouette_score (20,000 latents), each
+    measured by tests/_memory_probe.py in its own fresh process (one thread; the two run at
+    the same time)."""
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("peak memory needs Linux's /proc/self/clear_refs")
+    jobs = {"embed": ["60000", "--model", "linear"], "silhouette": ["20000"]}
+    running = {
+        what: subprocess.Popen(
+            [sys.executable, str(TESTS / "_memory_probe.py"), what, *args, "--threads", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for what, args in jobs.items()
+    }
+    figures = {}
+    for what, process in running.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        figures[what] = json.loads(out.strip().splitlines()[-1])
+    return figures
+
+
+def test_embed_of_60000_images_stays_within_its_memory_bound(peak_memory):
+    """embed holds one copy of its outputs (60,000 x (128 + 10) float32 = 32 MiB) and one
+    batch's activations; measured 51-55 MiB with this one-layer model. The bound is generous:
+    keeping every batch's activations or autograd graph would need gigabytes."""
+    assert peak_memory["embed"]["peak_mib"] < 96, peak_memory
+
+
+def test_silhouette_memory_grows_linearly_not_quadratically(peak_memory):
+    """20,000 x 128 float32 latents, 10 classes: measured 127-164 MiB (a distance block of
+    1024 x n, four copies of the points and an n x classes accumulator); the n x n distance
+    matrix alone would be 1,526 MiB. 60,000 points take ~35 s on one thread, too long for the
+    suite: their figure is in silhouette_samples's docstring, with its command."""
+    assert peak_memory["silhouette"]["peak_mib"] < 320, peak_memory
