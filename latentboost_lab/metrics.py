@@ -341,6 +341,10 @@ def silhouette_samples(x, labels, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> to
     ``chunk_size``: 60,000 points about 380-460 MiB (it varies from run to run with the C
     allocator; ``chunk_size=256``: about 340 MiB), against about 690 MiB for scikit-learn;
     10,000 points about 66 MiB against 500 MiB. ``benchmarks/bench_silhouette.py`` measures it.
+    Three later runs of ``python tests/_memory_probe.py silhouette 60000`` (one thread, a busy
+    machine) gave 373, 374 and 506 MiB; at 20,000 points 127-164 MiB, which
+    tests/test_robustness.py checks against a bound of 320 MiB (an n x n float32 distance
+    matrix alone would be 1,526 MiB there).
 
     Under a TF32 setting on CUDA (``torch.set_float32_matmul_precision("high")`` or
     ``torch.backends.cuda.matmul.fp32_precision = "tf32"``) float32 distances lose about three
@@ -427,6 +431,14 @@ def embed(model, data, split: str = "test", batch_size: int = 1024, return_logit
     under ``no_grad`` with every module in eval mode (BatchNorm uses its running statistics,
     dropout is off), then puts each module back in the train/eval mode it was in.
     Returns ``(latent, labels)`` or ``(latent, labels, logits)``, on the data's device.
+
+    Memory: one float32 copy of the outputs, ``n x (width + classes)`` (filled in place, never
+    concatenated), plus the model's activations for one batch; lower ``batch_size`` to lower
+    the peak. Measured as the peak resident memory one call adds on the CPU (one thread,
+    ``python tests/_memory_probe.py embed 60000 --model small_cnn [--batch-size 256]``):
+    SmallCNN over 60,000 28x28 images, 250 MiB with the default ``batch_size=1024`` and 71 MiB
+    with 256, of which the outputs are 32 MiB. tests/test_robustness.py checks a bound with a
+    one-layer model (measured 51-55 MiB).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(

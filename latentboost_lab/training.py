@@ -211,8 +211,10 @@ def fit(
     """Train ``model`` on ``data`` (a :class:`~latentboost_lab.data.TensorData`) with ``loss``.
 
     epochs: the budget. patience: stop after this many epochs without improvement of
-        ``monitor`` (``val_acc`` or ``val_loss``... any key of the epoch record) and restore
-        the best weights; None trains the whole budget.
+        ``monitor`` and restore the best weights; None trains the whole budget. monitor: a key
+        of the epoch record, ``val_acc`` by default (``val_cluster_acc`` for the Magnet
+        method's classifier; a key ending in ``loss`` is minimised); early stopping needs a
+        validation split and a key that the record has (checked, with a clear error).
     optimizer: default Adam(lr, weight_decay) over the model's and the loss's parameters
         (Center loss has learnable centres). lr_schedule: None or "cosine" (per epoch).
     sampler: draws the training batches (default: shuffled batches of ``batch_size``).
