@@ -341,8 +341,9 @@ def silhouette_samples(x, labels, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> to
     ``chunk_size``: 60,000 points about 380-460 MiB (it varies from run to run with the C
     allocator; ``chunk_size=256``: about 340 MiB), against about 690 MiB for scikit-learn;
     10,000 points about 66 MiB against 500 MiB. ``benchmarks/bench_silhouette.py`` measures it.
-    Three later runs of ``python tests/_memory_probe.py silhouette 60000`` (one thread, a busy
-    machine) gave 373, 374 and 506 MiB; at 20,000 points 127-164 MiB, which
+    Three later runs of ``python tests/_memory_probe.py silhouette 60000`` (one thread) gave
+    373-374 MiB (the same measurement from a scratch script once gave 506 MiB); at 20,000
+    points 127-164 MiB, which
     tests/test_robustness.py checks against a bound of 320 MiB (an n x n float32 distance
     matrix alone would be 1,526 MiB there).
 

@@ -341,6 +341,6 @@ def test_embed_of_60000_images_stays_within_its_memory_bound(peak_memory):
 def test_silhouette_memory_grows_linearly_not_quadratically(peak_memory):
     """20,000 x 128 float32 latents, 10 classes: measured 127-164 MiB (a distance block of
     1024 x n, four copies of the points and an n x classes accumulator); the n x n distance
-    matrix alone would be 1,526 MiB. 60,000 points take ~35 s on one thread, too long for the
-    suite: their figure is in silhouette_samples's docstring, with its command."""
+    matrix alone would be 1,526 MiB. 60,000 points took 19-209 s on one thread of the shared
+    machine, too long for the suite: their figure is in silhouette_samples's docstring."""
     assert peak_memory["silhouette"]["peak_mib"] < 320, peak_memory
