@@ -343,7 +343,7 @@ def silhouette_samples(x, labels, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> to
     10,000 points about 66 MiB against 500 MiB. ``benchmarks/bench_silhouette.py`` measures it.
     Three later runs of ``python tests/_memory_probe.py silhouette 60000`` (one thread) gave
     373-374 MiB (the same measurement from a scratch script once gave 506 MiB); at 20,000
-    points 127-164 MiB, which
+    points 126-169 MiB, which
     tests/test_robustness.py checks against a bound of 320 MiB (an n x n float32 distance
     matrix alone would be 1,526 MiB there).
 
@@ -439,7 +439,7 @@ def embed(model, data, split: str = "test", batch_size: int = 1024, return_logit
     ``python tests/_memory_probe.py embed 60000 --model small_cnn [--batch-size 256]``):
     SmallCNN over 60,000 28x28 images, 250 MiB with the default ``batch_size=1024`` and 71 MiB
     with 256, of which the outputs are 32 MiB. tests/test_robustness.py checks a bound with a
-    one-layer model (measured 51-55 MiB).
+    one-layer model (measured 40-64 MiB).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(

@@ -7,7 +7,9 @@ figures:
     python tests/_memory_probe.py silhouette 60000                 # 60,000 x 128 float32, 10 classes
     python tests/_memory_probe.py embed 60000 silhouette 20000     # several, one after the other
 
-Prints one JSON line per measurement: what was measured, ``peak_mib`` and ``seconds``. The method is
+Prints one JSON line per measurement: what was measured, ``peak_mib`` and ``seconds``. Each
+measurement runs in a fresh child process forked from this one after the imports (so memory
+freed by one call cannot be reused, unseen, by the next; torch is imported once). The method is
 benchmarks/bench_silhouette.py's: build the inputs, make a small warm-up call (one-off library
 buffers are not the call's memory), reset the peak resident memory through
 ``/proc/self/clear_refs`` (Linux), call once, and report ``VmHWM`` minus ``VmRSS`` before the
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -95,7 +99,7 @@ def measure(what: str, n: int, model: str, batch_size: int, threads: int) -> dic
     }
 
 
-def main(argv=None) -> list[dict]:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("jobs", nargs="+", help="pairs WHAT N: embed 60000 silhouette 20000")
     parser.add_argument("--model", choices=("small_cnn", "linear"), default="linear")
@@ -106,11 +110,23 @@ def main(argv=None) -> list[dict]:
     if len(args.jobs) % 2 or any(what not in ("embed", "silhouette") for what, _ in pairs):
         parser.error("jobs must be pairs WHAT N with WHAT embed or silhouette")
     torch.set_num_threads(args.threads)
-    results = []
+    sys.stdout.flush()
     for what, n in pairs:
-        results.append(measure(what, int(n), args.model, args.batch_size, args.threads))
-        print(json.dumps(results[-1]), flush=True)
-    return results
+        child = os.fork()
+        if child == 0:  # the child measures, prints and leaves without running any cleanup
+            code = 0
+            try:
+                result = measure(what, int(n), args.model, args.batch_size, args.threads)
+                print(json.dumps(result), flush=True)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        if status != 0:
+            raise SystemExit(f"the measurement of {what} {n} failed")
 
 
 if __name__ == "__main__":

@@ -307,39 +307,32 @@ def test_unwritable_checkpoint_folder_is_reported_before_training(digits, tmp_pa
 
 @pytest.fixture(scope="module")
 def peak_memory() -> dict:
-    """Peak memory of embed (60,000 images) and silhouette_score (20,000 latents), each
-    measured by tests/_memory_probe.py in its own fresh process (one thread; the two run at
-    the same time)."""
-    if not os.access("/proc/self/clear_refs", os.W_OK):
-        pytest.skip("peak memory needs Linux's /proc/self/clear_refs")
-    jobs = {"embed": ["60000", "--model", "linear"], "silhouette": ["20000"]}
-    running = {
-        what: subprocess.Popen(
-            [sys.executable, str(TESTS / "_memory_probe.py"), what, *args, "--threads", "1"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )
-        for what, args in jobs.items()
-    }
-    figures = {}
-    for what, process in running.items():
-        out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err
-        figures[what] = json.loads(out.strip().splitlines()[-1])
-    return figures
+    """Peak memory of embed (60,000 images) and silhouette_score (20,000 latents), measured by
+    tests/_memory_probe.py, each call in a fresh process (one thread)."""
+    if not os.access("/proc/self/clear_refs", os.W_OK) or not hasattr(os, "fork"):
+        pytest.skip("peak memory needs Linux's /proc/self/clear_refs and fork")
+    jobs = ["embed", "60000", "silhouette", "20000", "--model", "linear", "--threads", "1"]
+    result = subprocess.run(
+        [sys.executable, str(TESTS / "_memory_probe.py"), *jobs],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    return {line["what"]: line for line in lines}
 
 
 def test_embed_of_60000_images_stays_within_its_memory_bound(peak_memory):
     """embed holds one copy of its outputs (60,000 x (128 + 10) float32 = 32 MiB) and one
-    batch's activations; measured 51-55 MiB with this one-layer model. The bound is generous:
+    batch's activations; measured 40-64 MiB with this one-layer model. The bound is generous:
     keeping every batch's activations or autograd graph would need gigabytes."""
     assert peak_memory["embed"]["peak_mib"] < 96, peak_memory
 
 
 def test_silhouette_memory_grows_linearly_not_quadratically(peak_memory):
-    """20,000 x 128 float32 latents, 10 classes: measured 127-164 MiB (a distance block of
+    """20,000 x 128 float32 latents, 10 classes: measured 126-169 MiB (a distance block of
     1024 x n, four copies of the points and an n x classes accumulator); the n x n distance
     matrix alone would be 1,526 MiB. 60,000 points took 19-209 s on one thread of the shared
     machine, too long for the suite: their figure is in silhouette_samples's docstring."""
