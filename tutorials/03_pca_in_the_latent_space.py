@@ -58,7 +58,7 @@ print(environment_line())
 # %%
 QUICK = quick_mode()
 CONFIG = {"n_train": pick(1500, None), "n_test": pick(1000, None), "epochs": pick(3, 15),
-          "lr": 1e-3, "seed": 0, "variance": 0.95, "timing_repeats": pick(20, 100)}
+          "lr": 1e-3, "seed": 0, "variance": 0.95, "timing_repeats": pick(5, 100)}
 print("QUICK" if QUICK else "FULL", CONFIG)
 seed_everything(CONFIG["seed"])
 data = load_tutorial_data(CONFIG["n_train"], None, quick_n_test=CONFIG["n_test"],

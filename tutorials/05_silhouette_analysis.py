@@ -150,8 +150,8 @@ images_test, labels_test = data.split("test")
 query = 0
 fig, axes = plt.subplots(len(results), 6, figsize=(9, 1.8 * len(results)))
 for row, (title, r) in zip(axes, results.items(), strict=True):
-    train_latent, _ = embed(r["model"], data, "train")
-    idx, dist = nearest_prototypes(train_latent, r["latent"][query], k=5)
+    r["train_latent"], _ = embed(r["model"], data, "train")  # kept for the k-NN check below
+    idx, dist = nearest_prototypes(r["train_latent"], r["latent"][query], k=5)
     row[0].imshow(images_test[query, 0].cpu(), cmap="gray")
     row[0].set_title(f"test: {data.classes[int(labels_test[query])]}", fontsize=8)
     row[0].set_ylabel(title, fontsize=8)
@@ -173,8 +173,7 @@ plt.show()
 # %%
 knn_acc = {}
 for title, r in results.items():
-    train_latent, _ = embed(r["model"], data, "train")
-    idx, _ = nearest_prototypes(train_latent, r["latent"], k=5)
+    idx, _ = nearest_prototypes(r["train_latent"], r["latent"], k=5)
     votes = labels_train[idx].mode(dim=1).values
     knn_acc[title] = (votes == r["labels"]).float().mean().item()
     print(f"{title:14s} 5-NN accuracy of the prototypes {knn_acc[title]:.3f}")
