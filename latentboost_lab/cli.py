@@ -213,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _val_share(text: str) -> float:
+    """``type=`` of --val-size: a share of the training split in [0, 1)."""
+    value = float(text) if text.replace(".", "", 1).isdigit() else -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def add_compare_parser(sub) -> None:
     """``latentboost-lab compare``: the experiment runner (:mod:`latentboost_lab.experiments`)."""
     from ._checks import comma_list, positive_int, unit_float
@@ -254,7 +262,7 @@ def add_compare_parser(sub) -> None:
     )
     compare.add_argument(
         "--val-size",
-        type=unit_float,
+        type=_val_share,
         default=0.1,
         help="share of the training split held out for validation (default 0.1)",
     )

@@ -176,6 +176,11 @@ def build_model(name: str, info, latent_dim: int | None = None) -> LatentClassif
     native width (128 for SmallCNN, 512 for the others)."""
     if name not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
+    if not (hasattr(info, "image_shape") and hasattr(info, "num_classes")):
+        raise TypeError(
+            "info must be a DatasetInfo (e.g. data.info of a loaded data set), "
+            f"got {type(info).__name__} {info!r}"
+        )
     channels, height, width = info.image_shape
     kwargs = {"in_channels": channels, "num_classes": info.num_classes, "image_size": height}
     if name == "small_cnn":

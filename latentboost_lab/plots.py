@@ -64,6 +64,8 @@ def _check_class_names(class_names, labels: torch.Tensor):
 def _new_axes(ax, figsize=(5.5, 4.5)):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
+    elif not isinstance(ax, plt.Axes):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
     return ax
 
 

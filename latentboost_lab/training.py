@@ -351,7 +351,8 @@ def fit(
             state["bad_epochs"],
         )
         torch.set_rng_state(state["rng"].cpu())
-        start = len(history.epochs)
+        # A run that had already stopped early is finished: resuming it must not train on.
+        start = epochs if history.stopped_early else len(history.epochs)
     else:
         torch.manual_seed(seed)
 
@@ -473,6 +474,9 @@ def fit(
             else:
                 bad_epochs += 1
             last_state = copy.deepcopy(model.state_dict())
+            # Decided before the checkpoint is written, so that a resumed run knows it is done.
+            if patience is not None and bad_epochs >= patience:
+                history.stopped_early = True
             if checkpoint is not None:
                 save_checkpoint(
                     checkpoint,
@@ -493,10 +497,7 @@ def fit(
                 {k: f"{record[k]:.4g}" for k in ("train_loss", monitor) if k in record}
             )
             stop = any([bool(callback(history, model)) for callback in callbacks])
-            if patience is not None and bad_epochs >= patience:
-                history.stopped_early = True
-                stop = True
-            if stop:
+            if stop or history.stopped_early:
                 break
     except KeyboardInterrupt:
         # The stop button: keep what finished, never a half-trained epoch.

@@ -371,7 +371,7 @@ def test_cli_compare_writes_the_report_and_rewrites_it(tmp_path, capsys):
         (["--seeds", "0"], "argument --seeds: expected an integer >= 1"),
         (["--lam", "0.5,2"], "argument --lam: expected a number in [0, 1]"),
         (["--threads", "-1"], "argument --threads: expected an integer >= 1"),
-        (["--val-size", "x"], "argument --val-size: expected a number in [0, 1]"),
+        (["--val-size", "1"], "argument --val-size: expected a number in [0, 1)"),
     ],
 )
 def test_cli_compare_rejects_bad_options(args, message, capsys):

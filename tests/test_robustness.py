@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from latentboost_lab import SmallCNN, evaluate, fit, load_dataset
+from latentboost_lab import SmallCNN, build_model, evaluate, fit, load_dataset
 from latentboost_lab import training as training_mod
 from latentboost_lab.clusters import kmeans
 from latentboost_lab.losses import LatentBoostLoss
 from latentboost_lab.metrics import embed
+from latentboost_lab.plots import plot_history
 from latentboost_lab.training import NonFiniteLossError, load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -269,7 +270,16 @@ BAD_ARGUMENTS = [
     (lambda d: evaluate(small_model(), d, "dev"), "split", ValueError),
     (lambda d: kmeans(torch.randn(5), 2), "x", ValueError),
     (lambda d: kmeans(torch.randn(5, 2), 0), "k", ValueError),
+    (lambda d: build_model("small_cnn", "digits"), "info must be a DatasetInfo", TypeError),
+    (lambda d: build_model("lenet", d.info), "model must be one of", ValueError),
+    (lambda d: plot_history(_history(), ax="left"), "ax must be a matplotlib Axes", TypeError),
 ]
+
+
+def _history():
+    from latentboost_lab import History
+
+    return History(epochs=[{"epoch": 0, "train_loss": 1.0, "val_acc": 0.5}])
 
 
 @pytest.fixture(scope="module")

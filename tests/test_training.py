@@ -71,6 +71,20 @@ def test_early_stopping_restores_best_weights(digits):
     assert evaluate(model, digits, "val")["acc"] == pytest.approx(best)
 
 
+def test_resuming_a_run_that_stopped_early_trains_no_further(digits, tmp_path):
+    path = tmp_path / "run.pt"
+    # "lr" never improves (it is constant): patience 1 stops after the second epoch.
+    first = fit(small_model(), digits, epochs=5, batch_size=128, monitor="lr", patience=1,
+                checkpoint=path, progress=False)  # fmt: skip
+    assert first.stopped_early and len(first) == 2
+    model = small_model(seed=9)
+    again = fit(model, digits, epochs=5, batch_size=128, monitor="lr", patience=1,
+                checkpoint=path, resume=True, progress=False)  # fmt: skip
+    assert again.stopped_early and without_times(again) == without_times(first)
+    best = load_checkpoint(path)["best_model"]
+    assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
+
+
 RESUMABLE_LOSSES = {
     "ce": lambda: None,
     # K = 2 clusters refreshed every 2 epochs: the index (and Magnet's neighbourhood sampler's
