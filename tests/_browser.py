@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -190,9 +191,13 @@ class LabServer:
         """The notebook as saved on the server (outputs included)."""
         return self.api("GET", f"/api/contents/{name}?content=1")["content"]
 
-    def shutdown_kernels(self) -> None:
-        """Free the CPU and memory of the notebooks already checked."""
-        for session in self.api("GET", "/api/sessions"):
+    def sessions(self, name: str | None = None) -> list[dict]:
+        """The server's notebook sessions (those of notebook ``name`` only, if given)."""
+        return [s for s in self.api("GET", "/api/sessions") if name in (None, s.get("name"))]
+
+    def shutdown_kernels(self, name: str | None = None) -> None:
+        """Free the CPU and memory of a notebook already checked (None: of every notebook)."""
+        for session in self.sessions(name):
             self.api("DELETE", f"/api/sessions/{session['id']}")
 
     def url(self, path: str) -> str:
@@ -206,32 +211,44 @@ class LabServer:
 
 
 # -- what a person does in the page --------------------------------------------------------
-def open_lab(page, server: LabServer, timeout_ms: float = 120_000) -> None:
-    """Load JupyterLab (a fresh workspace) and wait for its file browser."""
-    page.goto(server.url("/lab") + "&reset", timeout=timeout_ms)
-    page.locator(".jp-DirListing-item").first.wait_for(timeout=timeout_ms)
+def open_lab(pages, server: LabServer, timeout_ms: float = 120_000) -> None:
+    """Load JupyterLab in each page, each in a fresh workspace of its own (loaded side by
+    side), and wait for their file browsers."""
+    for index, page in enumerate(pages):
+        page.goto(server.url(f"/lab/workspaces/browser-test-{index}") + "&reset",
+                  timeout=timeout_ms, wait_until="commit")  # fmt: skip
+    for page in pages:
+        page.locator(".jp-DirListing-item").first.wait_for(timeout=timeout_ms)
 
 
 def open_notebook(page, server: LabServer, name: str, timeout_ms: float = 120_000) -> None:
     """Double-click ``name`` in the file browser (no reload of the app between notebooks) and
     wait until its kernel has started and is idle."""
     page.locator(".jp-DirListing-item", has_text=name).dblclick()
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
-    panel.locator(".jp-Notebook").wait_for(timeout=timeout_ms)
+    page.locator(f"{PANEL} .jp-Notebook").wait_for(timeout=timeout_ms)
     tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")
     assert tab.first.inner_text() == name, f"opened {tab.first.inner_text()!r}, not {name!r}"
-    wait_kernel_idle(page, server, timeout_ms)
+    wait_kernel_idle(page, server, name, timeout_ms)
 
 
-def close_everything(page, server: LabServer) -> None:
-    """Shut the kernels down and close every tab, discarding unsaved changes (the notebooks are
-    temporary copies), so that the next notebook starts alone with the whole CPU."""
-    server.shutdown_kernels()
+def close_notebook(page, server: LabServer, name: str) -> threading.Thread:
+    """Shut the notebook's kernel down and close every tab of the page, discarding unsaved
+    changes (the notebooks are temporary copies), so the next notebook gets the CPU.
+
+    The shutdown (a second or two of waiting for the kernel to exit) runs in a thread, beside
+    the closing of the tabs; the thread is returned, to be joined."""
+    shutdown = threading.Thread(target=server.shutdown_kernels, args=(name,), daemon=True)
+    shutdown.start()
+    _close_tabs(page)
+    return shutdown
+
+
+def _close_tabs(page) -> None:
     if not page.locator(".jp-NotebookPanel").count():
         return
     menu(page, "File", "Close All Tabs")
     dialog = page.locator(".jp-Dialog")
-    for _ in range(10):
+    for _ in range(20):
         if not page.locator(".jp-NotebookPanel").count():
             return
         if dialog.count():
@@ -239,28 +256,33 @@ def close_everything(page, server: LabServer) -> None:
         page.wait_for_timeout(300)
 
 
-def kernel_state(page, server: LabServer) -> str:
-    """What the page says about the kernel, and what the server says: ``"idle"`` when both do."""
-    shown = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator")
+#: the notebook panel in front (each page shows one notebook at a time)
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
+
+def kernel_state(page, server: LabServer, name: str) -> str:
+    """What the page says about the notebook's kernel, and what the server says: ``"idle"``
+    when both do."""
+    shown = page.locator(f"{PANEL} .jp-Notebook-ExecutionIndicator")
     status = shown.first.get_attribute("data-status") if shown.count() else None
     bar = " ".join(page.locator(".jp-StatusBar-Widget").all_inner_texts())
-    sessions = server.api("GET", "/api/sessions")
-    states = {s["kernel"]["execution_state"] for s in sessions if s.get("kernel")}
+    states = {s["kernel"]["execution_state"] for s in server.sessions(name) if s.get("kernel")}
     if status == "idle" and states == {"idle"} and "| Idle" in bar:
         return "idle"
     return f"page {status!r}, status bar {bar!r}, server {sorted(states)}"
 
 
-def wait_kernel_idle(page, server: LabServer, timeout_ms: float) -> None:
+def wait_kernel_idle(page, server: LabServer, name: str, timeout_ms: float) -> None:
     """Wait until the page shows a started kernel that is idle (a fresh page shows "idle"
     before the kernel has even started, so the server and the status bar are asked too)."""
     deadline = time.monotonic() + timeout_ms / 1000
-    state = kernel_state(page, server)
+    state = kernel_state(page, server, name)
     while state != "idle":
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the kernel was not idle within {timeout_ms / 1000:.0f} s: {state}")
+            raise TimeoutError(f"the kernel of {name} was not idle within "
+                               f"{timeout_ms / 1000:.0f} s: {state}")  # fmt: skip
         page.wait_for_timeout(300)
-        state = kernel_state(page, server)
+        state = kernel_state(page, server, name)
 
 
 def menu(page, top: str, item: str) -> None:
@@ -271,39 +293,36 @@ def menu(page, top: str, item: str) -> None:
 
 def prompts(page) -> list[str]:
     """The execution prompts of the code cells, e.g. ``['[1]:', '[*]:', '[ ]:']``."""
-    return page.locator(
-        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt"
-    ).all_inner_texts()
+    return page.locator(f"{PANEL} .jp-CodeCell .jp-InputPrompt").all_inner_texts()
 
 
-def run_all(page, server: LabServer, timeout_ms: float) -> float:
-    """Run > Run All Cells, then wait until no cell is queued or running; returns the seconds.
+def start_run_all(page, timeout_ms: float = 30_000) -> None:
+    """Run > Run All Cells, and wait until the cells show they are queued (``[*]``).
 
     The notebook must start without outputs (:func:`copy_cleared`): the cells show ``[*]`` once
     queued, then a number each as they finish; an error stops the run (the rest show ``[ ]``).
     """
-    start = time.monotonic()
-    deadline = start + timeout_ms / 1000
     menu(page, "Run", "Run All Cells")
-    started = False
-    while time.monotonic() < deadline:
-        texts = prompts(page)
-        busy = any("*" in t for t in texts)
-        started = started or busy or any(re.search(r"\d", t) for t in texts)
-        if started and not busy:
-            break
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not any("*" in t or re.search(r"\d", t) for t in prompts(page)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Run All did not start: prompts {prompts(page)}")
+        page.wait_for_timeout(200)
+
+
+def wait_run_all(page, server: LabServer, name: str, deadline: float) -> None:
+    """Wait (until the ``time.monotonic()`` ``deadline``) for no cell to be queued or running."""
+    while any("*" in t for t in prompts(page)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Run All of {name} did not finish in time: prompts {prompts(page)}")
         page.wait_for_timeout(500)
-    else:
-        raise TimeoutError(f"Run All did not finish within {timeout_ms / 1000:.0f} s: "
-                           f"prompts {prompts(page)}")  # fmt: skip
-    wait_kernel_idle(page, server, max(1.0, (deadline - time.monotonic()) * 1000))
-    return time.monotonic() - start
+    wait_kernel_idle(page, server, name, max(1.0, (deadline - time.monotonic()) * 1000))
 
 
 def save(page, server: LabServer, name: str, timeout_s: float = 30.0) -> dict:
     """File > Save Notebook, then the saved notebook as the server holds it."""
     before = server.api("GET", f"/api/contents/{name}?content=0")["last_modified"]
-    menu(page, "File", "Save Notebook")
+    menu(page, "File", "Save Notebook")  # the label when a notebook is in front
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.api("GET", f"/api/contents/{name}?content=0")["last_modified"] != before:
@@ -331,8 +350,7 @@ def unexecuted_code_cells(notebook: dict) -> list[int]:
 def displayed_images(page) -> int:
     """How many output images the page shows, decoded (non-zero natural size)."""
     return page.evaluate(
-        """() => [...document.querySelectorAll(
-                '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img')]
+        f"""() => [...document.querySelectorAll('{PANEL} .jp-OutputArea-output img')]
             .filter(img => img.complete && img.naturalWidth > 0).length"""
     )
 
@@ -344,8 +362,9 @@ def drag_slider(page, slider, value: float, *, minimum: float, maximum: float) -
     focused handle accepts, like for any slider) finish the job. Returns the value the slider
     showed right after the mouse was released."""
     slider.scroll_into_view_if_needed()
-    handle = slider.locator(".noUi-handle")
-    track = slider.locator(".noUi-base").bounding_box()
+    # ipywidgets 8 draws sliders with noUiSlider, ipywidgets 7 with jQuery UI
+    handle = slider.locator(".noUi-handle, .ui-slider-handle")
+    track = slider.locator(".noUi-base, .ui-slider").first.bounding_box()
     box = handle.bounding_box()
     start_x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     target_x = track["x"] + (value - minimum) / (maximum - minimum) * track["width"]
@@ -369,3 +388,72 @@ def expect():
     from playwright.sync_api import expect as playwright_expect
 
     return playwright_expect
+
+
+class Runner:
+    """Runs notebooks in a few JupyterLab tabs at once: while the test checks one notebook, the
+    next one in ``order`` already runs in another tab (a student's view is the same; on a 2-core
+    machine two one-thread kernels finish the sequence in about half the time of one).
+
+    Args:
+        browser: a Playwright Browser.
+        server: the :class:`LabServer`.
+        order: the notebooks in the order the tests will ask for them.
+        tabs: how many notebooks may run at the same time.
+        timeout_ms: limit for one notebook's Run All, from the moment it started.
+        viewport: the tabs' size (the screenshots' size).
+    """
+
+    def __init__(self, browser, server: LabServer, order: list[str], *, tabs: int = 2,
+                 timeout_ms: float = 300_000, viewport: dict | None = None):  # fmt: skip
+        self.server, self.order, self.timeout_ms = server, list(order), timeout_ms
+        self.contexts = [browser.new_context(viewport=viewport) for _ in range(max(1, tabs))]
+        self.pages = [context.new_page() for context in self.contexts]
+        open_lab(self.pages, server)
+        self.free = list(self.pages)
+        self.running: dict[str, tuple] = {}  # name -> (page, monotonic start)
+        self.seconds: dict[str, float] = {}  # name -> Run All wall time (opening excluded)
+        self.shutdowns: list[threading.Thread] = []
+
+    def _start_next(self) -> None:
+        """Start the next notebooks of ``order`` in the free tabs."""
+        while self.free and self.order:
+            self._start(self.order.pop(0))
+
+    def _start(self, name: str) -> None:
+        if name in self.order:
+            self.order.remove(name)
+        page = self.free.pop(0)
+        self.running[name] = (page, None)
+        open_notebook(page, self.server, name)
+        start_run_all(page)
+        self.running[name] = (page, time.monotonic())
+
+    def finish(self, name: str):
+        """The tab where ``name`` ran all its cells (started now if it was not yet), with the
+        next notebooks started in the other tabs; returns ``(page, seconds)``."""
+        if name not in self.running:
+            self._start(name)
+        self._start_next()
+        page, started = self.running[name]
+        wait_run_all(page, self.server, name, started + self.timeout_ms / 1000)
+        self.seconds[name] = time.monotonic() - started
+        return page, self.seconds[name]
+
+    def release(self, name: str, screenshot: Path | None = None) -> None:
+        """Screenshot ``name``'s tab as it is, shut its kernel down, close it, free the tab."""
+        page, _ = self.running.pop(name, (None, None))
+        if page is None:
+            return
+        try:
+            if screenshot is not None:
+                page.screenshot(path=screenshot)
+        finally:
+            self.shutdowns.append(close_notebook(page, self.server, name))
+            self.free.append(page)
+
+    def close(self) -> None:
+        for thread in self.shutdowns:
+            thread.join(30)
+        for context in self.contexts:
+            context.close()

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import time
+from pathlib import Path
 
 import _browser as lab_ui
 import pytest
@@ -70,13 +71,17 @@ def browser():
 
 @pytest.fixture(scope="module")
 def lab(browser, tmp_path_factory):
-    """JupyterLab on a cleared copy of notebooks/, QUICK setting, the real data if available."""
+    """JupyterLab on a cleared copy of notebooks/, QUICK setting, the real data if available.
+
+    The kernels get one thread each (``OMP_NUM_THREADS=1`` unless set already): two notebooks
+    run side by side, and on a shared 2-core machine one thread per kernel was 2.4x faster
+    than two (one epoch of notebook 01's training, load average 7: 11.8 s vs 28.1 s)."""
     folder = tmp_path_factory.mktemp("browser")
     root = folder / "notebooks"
     root.mkdir()
     for path in NOTEBOOK_PATHS:
         lab_ui.copy_cleared(path, root)
-    env = {"LATENTBOOST_QUICK": "1"}
+    env = {"LATENTBOOST_QUICK": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     if os.environ.get("LATENTBOOST_DATA"):
         env["LATENTBOOST_DATA"] = os.environ["LATENTBOOST_DATA"]
     server = lab_ui.LabServer(root, folder / "home", env=env)
@@ -87,40 +92,51 @@ def lab(browser, tmp_path_factory):
         server.stop()
 
 
+def _selected_notebooks(session) -> list[str]:
+    """The notebooks of this module's selected tests, in the order they will run."""
+    names = []
+    for item in session.items:
+        if item.module.__name__ != __name__:
+            continue
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "name" in callspec.params:
+            names.append(callspec.params["name"])
+        elif item.originalname == "test_playground_renders_and_answers_a_person":
+            names.append(PLAYGROUND)
+    return names
+
+
 @pytest.fixture(scope="module")
-def lab_page(browser, lab):
-    """One tab with JupyterLab loaded once; the notebooks are opened from its file browser."""
-    context = browser.new_context(viewport=VIEWPORT)
+def runner(browser, lab, request):
+    """Two JupyterLab tabs: the next notebook runs while the test checks the current one."""
+    notebooks = lab_ui.Runner(browser, lab, _selected_notebooks(request.session), tabs=2,
+                              timeout_ms=RUN_ALL_TIMEOUT_MS, viewport=VIEWPORT)  # fmt: skip
     try:
-        tab = context.new_page()
-        lab_ui.open_lab(tab, lab)
-        yield tab
+        yield notebooks
     finally:
-        context.close()
+        notebooks.close()
+        for name, seconds in notebooks.seconds.items():
+            print(f"Run All {name}: {seconds:.1f} s")
 
 
 @pytest.fixture
-def page(lab_page, lab, request):
-    """The JupyterLab tab; afterwards (pass or fail) a screenshot of where the test ended, then
-    the kernels shut down and the notebook closed, so the next notebook has the CPU."""
-    try:
-        yield lab_page
-    finally:
-        name = re.sub(r"[^\w.-]+", "_", request.node.name.removeprefix("test_"))
-        try:
-            lab_page.screenshot(path=ARTIFACTS / f"{name}.png")
-        finally:
-            lab_ui.close_everything(lab_page, lab)
+def run_notebook(runner, lab, request):
+    """``run_notebook(name)``: the tab where ``name`` ran all its cells and the notebook as saved,
+    checked for errors. Afterwards (pass or fail) a screenshot of the tab as it is, into
+    tests/artifacts/browser/, then its kernel is shut down."""
+    names = []
 
+    def run(name: str):
+        names.append(name)
+        page, seconds = runner.finish(name)
+        notebook = lab_ui.save(page, lab, name)
+        assert lab_ui.error_outputs(notebook) == [], f"{name} shows an error (see the screenshot)"
+        assert lab_ui.unexecuted_code_cells(notebook) == [], f"Run All stopped early in {name}"
+        return page, notebook
 
-def _run(page, lab, name: str) -> tuple[dict, float]:
-    """Open ``name``, Run All, save; the saved notebook and the seconds Run All took."""
-    lab_ui.open_notebook(page, lab, name)
-    seconds = lab_ui.run_all(page, lab, RUN_ALL_TIMEOUT_MS)
-    notebook = lab_ui.save(page, lab, name)
-    assert lab_ui.error_outputs(notebook) == [], f"{name} shows an error (see the screenshot)"
-    assert lab_ui.unexecuted_code_cells(notebook) == [], f"Run All stopped early in {name}"
-    return notebook, seconds
+    yield run
+    for name in names:
+        runner.release(name, screenshot=ARTIFACTS / f"{Path(name).stem}.png")
 
 
 def _image_outputs(notebook: dict) -> int:
@@ -128,14 +144,27 @@ def _image_outputs(notebook: dict) -> int:
                for cell in notebook["cells"] for output in cell.get("outputs", []))  # fmt: skip
 
 
+def _figures_as_text(notebook: dict) -> list[str]:
+    """Figures that reached the page as their text repr only (``<Figure size 640x480 ...>``):
+    what a matplotlib Figure displays as when no inline backend was ever activated."""
+    found = []
+    for index, cell in enumerate(notebook["cells"]):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            text = "".join(data.get("text/plain", ""))
+            if text.startswith("<Figure size") and "image/png" not in data:
+                found.append(f"cell {index}: {text}")
+    return found
+
+
 def _page_text(page) -> str:
-    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").inner_text()
+    return page.locator(lab_ui.PANEL).inner_text()
 
 
 @pytest.mark.skipif(not (lab_ui.NOTEBOOKS / PLAYGROUND).exists(), reason=f"no {PLAYGROUND}")
-def test_playground_renders_and_answers_a_person(page, lab):
-    notebook, seconds = _run(page, lab, PLAYGROUND)
-    print(f"{PLAYGROUND}: Run All {seconds:.1f} s")
+def test_playground_renders_and_answers_a_person(run_notebook):
+    page, notebook = run_notebook(PLAYGROUND)
+    assert _figures_as_text(notebook) == []
 
     # (1) the panel rendered: no widget error, the controls are there
     text = _page_text(page)
@@ -149,7 +178,7 @@ def test_playground_renders_and_answers_a_person(page, lab):
     expect(slider).to_have_count(1)
     expect(train).to_be_enabled()
     expect(page.get_by_role("button", name="Reset")).to_be_enabled()
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jupyter-widgets.widget-vbox").first
+    panel = page.locator(f"{lab_ui.PANEL} .jupyter-widgets.widget-vbox").first
     live = page.locator(".widget-output").filter(has=page.locator("img"))
     expect(live).to_have_count(1)  # the scripted clicks drew into the live view
     readout = slider.locator(".widget-readout")
@@ -186,9 +215,9 @@ def test_playground_renders_and_answers_a_person(page, lab):
 
 
 @pytest.mark.parametrize("name", OTHERS)
-def test_notebook_runs_and_shows_its_figures(page, lab, name):
-    notebook, seconds = _run(page, lab, name)
-    print(f"{name}: Run All {seconds:.1f} s")
+def test_notebook_runs_and_shows_its_figures(run_notebook, name):
+    page, notebook = run_notebook(name)
+    assert _figures_as_text(notebook) == [], f"{name}: figures shown as text, not drawn"
     stored = _image_outputs(notebook)
     assert stored >= 1, f"{name} produced no figure"
     shown = lab_ui.displayed_images(page)
