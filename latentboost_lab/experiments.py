@@ -270,8 +270,10 @@ class Results:
             path = path / "runs.json"
         try:
             document = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"{path} does not exist: no comparison has been run into {path.parent} yet"
+            ) from err
         except (OSError, ValueError) as err:
             raise ValueError(f"{path} is not a readable runs.json ({err})") from err
         if not isinstance(document, dict) or "runs" not in document or "config" not in document:

@@ -205,6 +205,21 @@ def _fmt_p(test: dict | None) -> str:
     return f"{test['p']:.3f}"
 
 
+def _papers_setting(results, dataset) -> set[str]:
+    """The arms run as the paper ran Latent Boost: all its parts on, λ the paper's best for the
+    data set (or left at that default); only these get the paper's delta beside them."""
+    from .losses import PAPER_LAMBDA
+
+    best = PAPER_LAMBDA.get(dataset)
+    return {
+        a["name"]
+        for a in results.config.get("arms", [])
+        if a.get("loss") == "latentboost"
+        and not a.get("options")
+        and (a.get("lam") is None or a.get("lam") == best)
+    }
+
+
 def markdown(results, reference: str = "ce") -> str:
     """The report: settings, a table per arm (mean ± std over seeds), and the paired comparison
     with the reference arm beside the paper's claims."""
@@ -259,13 +274,13 @@ def markdown(results, reference: str = "ce") -> str:
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         ref = summary["arms"].get(reference, {}).get("metrics", {})
+        papers_arms = _papers_setting(results, dataset)
         for name, entry in summary["arms"].items():
             vs = entry.get("vs_reference")
             if vs is None:
                 continue
             m = entry["metrics"]
-            is_lb = name == "latentboost" or name.startswith("latentboost(")
-            paper_text = f"+{paper:.2f}" if (paper is not None and is_lb) else "–"
+            paper_text = f"+{paper:.2f}" if (paper is not None and name in papers_arms) else "–"
             std_ratio = (
                 f"{m['acc']['std'] * 100:.2f} / {ref['acc']['std'] * 100:.2f}"
                 if "acc" in m and "acc" in ref and m["acc"]["n"] > 1

@@ -340,7 +340,27 @@ def test_write_report_files(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["dataset"] == "fashion_mnist"
 
 
+def test_the_papers_delta_stands_only_beside_the_papers_setting(tmp_path):
+    results = fake_results(tmp_path)
+    for run in list(results.runs.values()):
+        if run["arm"] == "latentboost":
+            for lam in (0.5, 0.75):
+                name = f"latentboost(λ={lam:g})"
+                results.runs[f"{name}/seed{run['seed']}"] = {**run, "arm": name}
+    for lam in (0.5, 0.75):
+        results.config["arms"].append(
+            {"name": f"latentboost(λ={lam:g})", "loss": "latentboost", "lam": lam, "options": {}}
+        )
+    rows = {
+        line.split(" | ")[0]: line for line in markdown(results).splitlines() if "| p |" not in line
+    }
+    assert "+2.56" in rows["| latentboost(λ=0.75)"] and "+2.56" in rows["| latentboost"]
+    assert "+2.56" not in rows["| latentboost(λ=0.5)"]  # the paper's best λ is 0.75 here
+
+
 def test_results_load_reports_a_foreign_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no comparison has been run into"):
+        Results.load(tmp_path)
     (tmp_path / "runs.json").write_text('{"something": 1}')
     with pytest.raises(ValueError, match="not a runs.json written by run_experiment"):
         Results.load(tmp_path)
