@@ -310,15 +310,6 @@ def start_run_all(page, timeout_ms: float = 30_000) -> None:
         page.wait_for_timeout(200)
 
 
-def wait_run_all(page, server: LabServer, name: str, deadline: float) -> None:
-    """Wait (until the ``time.monotonic()`` ``deadline``) for no cell to be queued or running."""
-    while any("*" in t for t in prompts(page)):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Run All of {name} did not finish in time: prompts {prompts(page)}")
-        page.wait_for_timeout(500)
-    wait_kernel_idle(page, server, name, max(1.0, (deadline - time.monotonic()) * 1000))
-
-
 def save(page, server: LabServer, name: str, timeout_s: float = 30.0) -> dict:
     """File > Save Notebook, then the saved notebook as the server holds it."""
     before = server.api("GET", f"/api/contents/{name}?content=0")["last_modified"]
@@ -345,6 +336,25 @@ def unexecuted_code_cells(notebook: dict) -> list[int]:
     return [i for i, cell in enumerate(notebook["cells"])
             if cell["cell_type"] == "code" and cell["source"].strip()
             and cell.get("execution_count") is None]  # fmt: skip
+
+
+def screenshot_notebook(page, path: Path, max_height: int = 15_000) -> None:
+    """A screenshot of the whole notebook in front, top to bottom (the tab is made as tall as
+    the notebook for the shot, at most ``max_height`` pixels, then given its size back)."""
+    size = page.viewport_size
+    scroller = f"""(document.querySelector('{PANEL} .jp-WindowedPanel-outer')
+                    || document.querySelector('{PANEL} .jp-Notebook'))"""
+    content = page.evaluate(f"() => {{ const s = {scroller}; "
+                            "return s ? s.scrollHeight - s.clientHeight : 0; }")  # fmt: skip
+    height = min(max_height, size["height"] + int(content))
+    try:
+        page.set_viewport_size({"width": size["width"], "height": height})
+        page.wait_for_timeout(300)  # let JupyterLab lay the taller panel out
+        page.evaluate(f"() => {{ const s = {scroller}; if (s) s.scrollTop = 0; }}")
+        page.wait_for_timeout(200)
+        page.screenshot(path=path)
+    finally:
+        page.set_viewport_size(size)
 
 
 def displayed_images(page) -> int:
@@ -390,69 +400,156 @@ def expect():
     return playwright_expect
 
 
+def stored_seconds(path: Path) -> float:
+    """How long the committed run of a notebook took, from the execution times nbconvert/JupyterLab
+    store in each cell's metadata (``inf`` when none are stored: unknown, assume long)."""
+    from datetime import datetime
+
+    total, found = 0.0, False
+    for cell in json.loads(Path(path).read_text(encoding="utf-8"))["cells"]:
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "iopub.status.idle" in timing:
+            began, ended = (datetime.fromisoformat(timing[k].replace("Z", "+00:00"))
+                            for k in ("iopub.execute_input", "iopub.status.idle"))  # fmt: skip
+            total += (ended - began).total_seconds()
+            found = True
+    return total if found else float("inf")
+
+
+class Finished:
+    """What a person saw when a notebook's Run All had ended: the notebook as saved, how many
+    output images the page showed decoded, the page's text, and the Run All seconds; or the
+    error that stopped the run (re-raised when a test asks for the notebook)."""
+
+    def __init__(self, name: str, seconds: float = float("nan"), notebook: dict | None = None,
+                 images_shown: int = 0, text: str = "", error: BaseException | None = None):  # fmt: skip
+        self.name, self.seconds, self.notebook = name, seconds, notebook
+        self.images_shown, self.text, self.error = images_shown, text, error
+
+
 class Runner:
-    """Runs notebooks in a few JupyterLab tabs at once: while the test checks one notebook, the
-    next one in ``order`` already runs in another tab (a student's view is the same; on a 2-core
-    machine two one-thread kernels finish the sequence in about half the time of one).
+    """Runs notebooks in a few JupyterLab tabs at once, the longest first.
+
+    A student's view is the same whichever tab a notebook runs in; on a 2-core machine two
+    one-thread kernels side by side finish the sequence in about half the time of one, and
+    starting the longest first leaves no long notebook running alone at the end. When a
+    notebook ends, what the page shows is read off at once (:class:`Finished`) and the tab is
+    given to the next notebook, so the tests may ask for the notebooks in any order; the
+    notebooks in ``keep_open`` keep their tab until :meth:`release` (a test interacts with them).
 
     Args:
         browser: a Playwright Browser.
         server: the :class:`LabServer`.
-        order: the notebooks in the order the tests will ask for them.
+        paths: the notebooks to run (committed paths: their stored run times set the order).
+        first: notebooks to start before all others (e.g. the one the first test needs).
+        keep_open: notebooks whose tab stays open after Run All, for the test to use.
         tabs: how many notebooks may run at the same time.
         timeout_ms: limit for one notebook's Run All, from the moment it started.
-        viewport: the tabs' size (the screenshots' size).
+        viewport: the tabs' size.
+        screenshots: folder for a whole-notebook screenshot of each at its end.
     """
 
-    def __init__(self, browser, server: LabServer, order: list[str], *, tabs: int = 2,
-                 timeout_ms: float = 300_000, viewport: dict | None = None):  # fmt: skip
-        self.server, self.order, self.timeout_ms = server, list(order), timeout_ms
+    def __init__(self, browser, server: LabServer, paths: list[Path], *, first=(), keep_open=(),
+                 tabs: int = 2, timeout_ms: float = 300_000, viewport: dict | None = None,
+                 screenshots: Path | None = None):  # fmt: skip
+        self.server, self.timeout_ms, self.screenshots = server, timeout_ms, screenshots
+        self.keep_open = set(keep_open)
+        longest_first = sorted(paths, key=stored_seconds, reverse=True)
+        self.queue = [p.name for p in paths if p.name in first]
+        self.queue += [p.name for p in longest_first if p.name not in self.queue]
         self.contexts = [browser.new_context(viewport=viewport) for _ in range(max(1, tabs))]
         self.pages = [context.new_page() for context in self.contexts]
         open_lab(self.pages, server)
         self.free = list(self.pages)
         self.running: dict[str, tuple] = {}  # name -> (page, monotonic start)
-        self.seconds: dict[str, float] = {}  # name -> Run All wall time (opening excluded)
+        self.open: dict[str, object] = {}  # kept-open name -> page
+        self.finished: dict[str, Finished] = {}
         self.shutdowns: list[threading.Thread] = []
 
-    def _start_next(self) -> None:
-        """Start the next notebooks of ``order`` in the free tabs."""
-        while self.free and self.order:
-            self._start(self.order.pop(0))
-
+    # -- scheduling ------------------------------------------------------------------------
     def _start(self, name: str) -> None:
-        if name in self.order:
-            self.order.remove(name)
+        self.queue.remove(name)
         page = self.free.pop(0)
-        self.running[name] = (page, None)
-        open_notebook(page, self.server, name)
-        start_run_all(page)
+        try:
+            open_notebook(page, self.server, name)
+            start_run_all(page)
+        except Exception as error:  # noqa: BLE001 (kept for the test that asks for it)
+            self.finished[name] = Finished(name, error=error)
+            self._close(page, name)
+            return
         self.running[name] = (page, time.monotonic())
 
-    def finish(self, name: str):
-        """The tab where ``name`` ran all its cells (started now if it was not yet), with the
-        next notebooks started in the other tabs; returns ``(page, seconds)``."""
-        if name not in self.running:
-            self._start(name)
-        self._start_next()
-        page, started = self.running[name]
-        wait_run_all(page, self.server, name, started + self.timeout_ms / 1000)
-        self.seconds[name] = time.monotonic() - started
-        return page, self.seconds[name]
-
-    def release(self, name: str, screenshot: Path | None = None) -> None:
-        """Screenshot ``name``'s tab as it is, shut its kernel down, close it, free the tab."""
-        page, _ = self.running.pop(name, (None, None))
-        if page is None:
-            return
+    def _collect(self, name: str) -> None:
+        """Run All of ``name`` has ended (or timed out): read what the page shows."""
+        page, started = self.running.pop(name)
         try:
-            if screenshot is not None:
-                page.screenshot(path=screenshot)
+            wait_kernel_idle(page, self.server, name, 60_000)
+            seconds = time.monotonic() - started
+            notebook = save(page, self.server, name)
+            result = Finished(name, seconds, notebook, displayed_images(page),
+                              page.locator(PANEL).inner_text())  # fmt: skip
+        except Exception as error:  # noqa: BLE001
+            result = Finished(name, time.monotonic() - started, error=error)
+        self.finished[name] = result
+        if name in self.keep_open and result.error is None:
+            self.open[name] = page
+        else:
+            self._close(page, name)
+
+    def _close(self, page, name: str) -> None:
+        try:
+            if self.screenshots is not None:
+                screenshot_notebook(page, self.screenshots / f"{Path(name).stem}.png")
         finally:
             self.shutdowns.append(close_notebook(page, self.server, name))
             self.free.append(page)
 
+    def _step(self) -> None:
+        """Start what can start, collect what has ended or timed out."""
+        while self.free and self.queue:
+            self._start(self.queue[0])
+        for name, (page, started) in list(self.running.items()):
+            timed_out = time.monotonic() - started > self.timeout_ms / 1000
+            if timed_out:
+                self.running.pop(name)
+                error = TimeoutError(f"Run All of {name} did not end within "
+                                     f"{self.timeout_ms / 1000:.0f} s: prompts {prompts(page)}")  # fmt: skip
+                self.finished[name] = Finished(name, error=error)
+                self._close(page, name)
+            elif not any("*" in t for t in prompts(page)):
+                self._collect(name)
+
+    def result(self, name: str) -> Finished:
+        """Wait until ``name`` has run; re-raise what stopped it. The order of the queue is kept
+        (longest first), whatever order the tests ask in: every tab that frees takes the next
+        notebook, so the one asked for runs in its turn."""
+        while name not in self.finished:
+            if not self.running and not self.free:
+                raise RuntimeError(f"no tab free to run {name}: release the kept-open notebooks")
+            if name not in self.running and name not in self.queue:
+                raise KeyError(f"{name} is not one of the notebooks given to the Runner")
+            self._step()
+            (
+                next(iter(self.running.values()))[0] if self.running else self.pages[0]
+            ).wait_for_timeout(500)
+        result = self.finished[name]
+        if result.error is not None:
+            raise result.error
+        return result
+
+    def page(self, name: str):
+        """The tab of a kept-open notebook."""
+        return self.open[name]
+
+    def release(self, name: str) -> None:
+        """Give a kept-open notebook's tab back (screenshot, kernel shut down, tab closed)."""
+        page = self.open.pop(name, None)
+        if page is not None:
+            self._close(page, name)
+
     def close(self) -> None:
+        for name in list(self.open):
+            self.release(name)
         for thread in self.shutdowns:
             thread.join(30)
         for context in self.contexts:

@@ -35,8 +35,8 @@ NOTEBOOK_PATHS = sorted(lab_ui.NOTEBOOKS.glob("*.ipynb"))
 PLAYGROUND = "06_lambda_playground.ipynb"
 OTHERS = [p.name for p in NOTEBOOK_PATHS if p.name != PLAYGROUND]
 ARTIFACTS = lab_ui.ROOT / "tests" / "artifacts" / "browser"
-#: limit for one notebook's Run All (the whole module should stay under 5 minutes on a quiet
-#: 2-core CPU; this only turns a hang into a failure with a screenshot)
+#: limit for one notebook's Run All (the whole module should stay under 5 minutes on a 2-core
+#: CPU; this only turns a hang into a failure with a screenshot)
 RUN_ALL_TIMEOUT_MS = 300_000
 VIEWPORT = {"width": 1400, "height": 1000}
 
@@ -92,51 +92,44 @@ def lab(browser, tmp_path_factory):
         server.stop()
 
 
-def _selected_notebooks(session) -> list[str]:
-    """The notebooks of this module's selected tests, in the order they will run."""
-    names = []
+def _selected_notebooks(session) -> list[Path]:
+    """The notebooks of this module's selected tests (``-k`` and friends are respected)."""
+    names = set()
     for item in session.items:
         if item.module.__name__ != __name__:
             continue
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "name" in callspec.params:
-            names.append(callspec.params["name"])
+            names.add(callspec.params["name"])
         elif item.originalname == "test_playground_renders_and_answers_a_person":
-            names.append(PLAYGROUND)
-    return names
+            names.add(PLAYGROUND)
+    return [path for path in NOTEBOOK_PATHS if path.name in names]
 
 
 @pytest.fixture(scope="module")
 def runner(browser, lab, request):
-    """Two JupyterLab tabs: the next notebook runs while the test checks the current one."""
-    notebooks = lab_ui.Runner(browser, lab, _selected_notebooks(request.session), tabs=2,
-                              timeout_ms=RUN_ALL_TIMEOUT_MS, viewport=VIEWPORT)  # fmt: skip
+    """Two JupyterLab tabs running the selected notebooks, the playground first (its test is
+    the first and uses its tab), then the longest first. Each notebook's Run All is timed."""
+    notebooks = lab_ui.Runner(browser, lab, _selected_notebooks(request.session),
+                              first=[PLAYGROUND], keep_open=[PLAYGROUND], tabs=2,
+                              timeout_ms=RUN_ALL_TIMEOUT_MS, viewport=VIEWPORT,
+                              screenshots=ARTIFACTS)  # fmt: skip
     try:
         yield notebooks
     finally:
         notebooks.close()
-        for name, seconds in notebooks.seconds.items():
-            print(f"Run All {name}: {seconds:.1f} s")
+        for name, result in notebooks.finished.items():
+            print(f"Run All {name}: {result.seconds:.1f} s")
 
 
-@pytest.fixture
-def run_notebook(runner, lab, request):
-    """``run_notebook(name)``: the tab where ``name`` ran all its cells and the notebook as saved,
-    checked for errors. Afterwards (pass or fail) a screenshot of the tab as it is, into
-    tests/artifacts/browser/, then its kernel is shut down."""
-    names = []
-
-    def run(name: str):
-        names.append(name)
-        page, seconds = runner.finish(name)
-        notebook = lab_ui.save(page, lab, name)
-        assert lab_ui.error_outputs(notebook) == [], f"{name} shows an error (see the screenshot)"
-        assert lab_ui.unexecuted_code_cells(notebook) == [], f"Run All stopped early in {name}"
-        return page, notebook
-
-    yield run
-    for name in names:
-        runner.release(name, screenshot=ARTIFACTS / f"{Path(name).stem}.png")
+def _ran_cleanly(result) -> None:
+    name, notebook = result.name, result.notebook
+    assert lab_ui.error_outputs(notebook) == [], f"{name} shows an error (see its screenshot)"
+    assert lab_ui.unexecuted_code_cells(notebook) == [], f"Run All stopped early in {name}"
+    assert _figures_as_text(notebook) == [], f"{name}: figures shown as text, not drawn"
+    assert "IProgress not found" not in result.text, f"{name}: tqdm could not draw its bar"
+    for error in lab_ui.WIDGET_ERRORS:
+        assert error not in result.text, f"{name} shows {error!r}"
 
 
 def _image_outputs(notebook: dict) -> int:
@@ -162,14 +155,18 @@ def _page_text(page) -> str:
 
 
 @pytest.mark.skipif(not (lab_ui.NOTEBOOKS / PLAYGROUND).exists(), reason=f"no {PLAYGROUND}")
-def test_playground_renders_and_answers_a_person(run_notebook):
-    page, notebook = run_notebook(PLAYGROUND)
-    assert _figures_as_text(notebook) == []
+def test_playground_renders_and_answers_a_person(runner):
+    result = runner.result(PLAYGROUND)
+    page = runner.page(PLAYGROUND)
+    try:
+        _ran_cleanly(result)
+        _a_person_uses_the_playground(page)
+    finally:
+        runner.release(PLAYGROUND)  # whole-notebook screenshot after the click
 
-    # (1) the panel rendered: no widget error, the controls are there
-    text = _page_text(page)
-    for error in lab_ui.WIDGET_ERRORS:
-        assert error not in text, f"the playground shows {error!r}"
+
+def _a_person_uses_the_playground(page) -> None:
+    # (1) the panel rendered (no widget error: checked by _ran_cleanly), its controls are there
     slider = page.locator(".widget-slider").filter(
         has=page.locator(".widget-label", has_text="λ (share of L_dist)")
     )
@@ -215,14 +212,11 @@ def test_playground_renders_and_answers_a_person(run_notebook):
 
 
 @pytest.mark.parametrize("name", OTHERS)
-def test_notebook_runs_and_shows_its_figures(run_notebook, name):
-    page, notebook = run_notebook(name)
-    assert _figures_as_text(notebook) == [], f"{name}: figures shown as text, not drawn"
-    stored = _image_outputs(notebook)
+def test_notebook_runs_and_shows_its_figures(runner, name):
+    result = runner.result(name)
+    _ran_cleanly(result)
+    stored = _image_outputs(result.notebook)
     assert stored >= 1, f"{name} produced no figure"
-    shown = lab_ui.displayed_images(page)
-    assert shown == stored, f"{name}: {stored} figures in the outputs, {shown} displayed"
-    text = _page_text(page)
-    assert "IProgress not found" not in text, f"{name}: tqdm could not draw its progress bar"
-    for error in lab_ui.WIDGET_ERRORS:
-        assert error not in text, f"{name} shows {error!r}"
+    assert result.images_shown == stored, (
+        f"{name}: {stored} figures in the outputs, {result.images_shown} displayed"
+    )
