@@ -283,6 +283,33 @@ def test_idx_reader_checks_magic_size_and_checksum(tmp_path):
         read_idx(tmp_path / "cut.gz")
 
 
+def test_a_recompressed_copy_of_the_official_file_passes_by_its_content(tmp_path):
+    """Debian's dataset-fashion-mnist recompresses the official .gz files: other .gz sums, the
+    same bytes inside. The content's md5 accepts them; other content still fails."""
+    import hashlib
+
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.gz", array)
+    with gzip.open(tmp_path / "a.gz", "rb") as f:
+        content = f.read()
+    with gzip.open(tmp_path / "b.gz", "wb", compresslevel=1) as f:  # recompressed
+        f.write(content)
+    official = sources._md5(tmp_path / "a.gz")
+    assert sources._md5(tmp_path / "b.gz") != official
+    content_md5 = hashlib.md5(content).hexdigest()
+    assert np.array_equal(read_idx(tmp_path / "b.gz", official, content_md5), array)
+    with pytest.raises(DataFileError, match="checksum mismatch"):
+        read_idx(tmp_path / "b.gz", official, "f" * 32)
+
+
+def test_official_content_sums_match_the_real_files(fashion_root):
+    import hashlib
+
+    for file, content_md5 in sources.FASHION_MNIST_CONTENT_MD5.items():
+        with gzip.open(fashion_root / "FashionMNIST" / "raw" / file, "rb") as f:
+            assert hashlib.md5(f.read()).hexdigest() == content_md5, file
+
+
 def test_not_found_lists_every_place_and_how_to_get_it(no_system_copies, tmp_path):
     with pytest.raises(DataNotFoundError) as info:
         load_dataset("fashion_mnist", root=tmp_path / "empty", download=False)

@@ -121,6 +121,15 @@ FASHION_MNIST_FILES = {
     "x_test": ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
     "y_test": ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
 }
+# The md5 sums of the same files' *decompressed* bytes: repackagers (Debian's
+# dataset-fashion-mnist) recompress the official files, which changes the .gz sums but not the
+# data; a file passes when either sum matches.
+FASHION_MNIST_CONTENT_MD5 = {
+    "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
+}
 # Sub-folders of a data root that may hold a data set (the first is torchvision's layout).
 _SUBDIRS = {
     "fashion_mnist": (
@@ -192,17 +201,17 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_idx(path: str | os.PathLike, md5: str | None = None) -> np.ndarray:
+def read_idx(
+    path: str | os.PathLike, md5: str | None = None, content_md5: str | None = None
+) -> np.ndarray:
     """Read an idx file (``.gz`` or plain), the format of MNIST and Fashion-MNIST.
 
-    Checks the md5 sum when given, the magic number and that the byte count matches the header.
+    Checks the md5 sum when given (the file's, or ``content_md5`` of its decompressed bytes: a
+    recompressed copy of the official file passes), the magic number and that the byte count
+    matches the header.
     """
     path = Path(path)
-    if md5 is not None and _md5(path) != md5:
-        raise DataFileError(
-            f"{path}: checksum mismatch (md5 {_md5(path)}, expected {md5}); the file is corrupted "
-            "or not the official one: delete it and fetch it again"
-        )
+    file_md5 = _md5(path) if md5 is not None else None
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
@@ -211,6 +220,12 @@ def read_idx(path: str | os.PathLike, md5: str | None = None) -> np.ndarray:
         raise DataFileError(
             f"{path}: cannot be read ({err}); the file is truncated or corrupted"
         ) from err
+    if file_md5 is not None and file_md5 != md5:
+        if content_md5 is None or hashlib.md5(raw).hexdigest() != content_md5:
+            raise DataFileError(
+                f"{path}: checksum mismatch (md5 {file_md5}, expected {md5}); the file is "
+                "corrupted or not the official one: delete it and fetch it again"
+            )
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataFileError(
             f"{path}: not an idx file of unsigned bytes (bad magic number {raw[:4].hex()})"
@@ -440,7 +455,8 @@ def read_raw(name: str, root, download: bool) -> tuple[dict[str, np.ndarray], tu
         arrays, classes = _read_cifar_pickles(found, name)
     else:  # Fashion-MNIST idx files
         arrays = {
-            key: read_idx(found / file, md5) for key, (file, md5) in FASHION_MNIST_FILES.items()
+            key: read_idx(found / file, md5, FASHION_MNIST_CONTENT_MD5.get(file))
+            for key, (file, md5) in FASHION_MNIST_FILES.items()
         }
         classes = _FASHION_CLASSES
     arrays = {k: (_to_nchw(v) if k[0] == "x" else v.astype(np.int64)) for k, v in arrays.items()}
