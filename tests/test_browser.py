@@ -97,7 +97,8 @@ def _selected_notebooks(session) -> list[Path]:
     """The notebooks of this module's selected tests (``-k`` and friends are respected)."""
     names = set()
     for item in session.items:
-        if item.module.__name__ != __name__:
+        module = getattr(item, "module", None)  # nbval's notebook cells have none
+        if module is None or module.__name__ != __name__:
             continue
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "name" in callspec.params:
