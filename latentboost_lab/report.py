@@ -328,6 +328,10 @@ def write_report(results, reference: str = "ce") -> list[Path]:
     return written
 
 
+# The two panels of the comparison figures: (metric, axis label, scale).
+PANELS = (("acc", "test accuracy (%)", 100), ("silhouette", "test silhouette", 1))
+
+
 def figures(results, reference: str = "ce") -> dict:
     """Matplotlib figures: ``accuracy_silhouette`` (per arm, mean ± std with the seeds as
     dots), ``lambda_sweep`` (when several λ ran) and ``pca_components`` (Latent Boost's batch
@@ -338,13 +342,7 @@ def figures(results, reference: str = "ce") -> dict:
     arms = summary["arms"]
     out = {}
     fig = Figure(figsize=(4 + 0.9 * len(arms), 3.6), layout="constrained")
-    for ax, key, label, scale in zip(
-        fig.subplots(1, 2),
-        ("acc", "silhouette"),
-        ("test accuracy (%)", "test silhouette"),
-        (100, 1),
-        strict=True,
-    ):
+    for ax, (key, label, scale) in zip(fig.subplots(1, 2), PANELS, strict=True):
         names = [n for n in arms if key in arms[n]["metrics"]]
         for i, n in enumerate(names):
             s = arms[n]["metrics"][key]
@@ -369,13 +367,7 @@ def figures(results, reference: str = "ce") -> dict:
     if len(sweep) >= 2:
         sweep.sort()
         fig = Figure(figsize=(8, 3.4), layout="constrained")
-        for ax, key, label, scale in zip(
-            fig.subplots(1, 2),
-            ("acc", "silhouette"),
-            ("test accuracy (%)", "test silhouette"),
-            (100, 1),
-            strict=True,
-        ):
+        for ax, (key, label, scale) in zip(fig.subplots(1, 2), PANELS, strict=True):
             lam = [v for v, _ in sweep]
             mean = np.array([arms[n]["metrics"][key]["mean"] for _, n in sweep]) * scale
             std = np.array([arms[n]["metrics"][key]["std"] for _, n in sweep]) * scale
