@@ -42,6 +42,7 @@ except ImportError:  # e.g. on Colab
 
 # %%
 # %matplotlib inline
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -156,22 +157,13 @@ print(
 # arm per λ; the report draws accuracy and silhouette against λ with cross-entropy as a line.
 
 # %%
-sweep = run_experiment(
-    ExperimentConfig(
-        dataset=DATASET,
-        arms=parse_arms("ce,latentboost", lams=CONFIG["sweep_lams"]),
-        seeds=CONFIG["sweep_seeds"],
-        epochs=CONFIG["epochs"],
-        patience=CONFIG["patience"],
-        n_train=CONFIG["n_train"],
-        n_test=CONFIG["n_test"],
-        batch_size=CONFIG["batch_size"],
-        device="auto",
-    ),
-    OUT / "lambda_sweep",
-    progress=False,
-    command="notebook 07",
+# The same settings as section 1, other arms and seeds: dataclasses.replace keeps the rest.
+sweep_config = dataclasses.replace(
+    config,
+    arms=parse_arms("ce,latentboost", lams=CONFIG["sweep_lams"]),
+    seeds=CONFIG["sweep_seeds"],
 )
+sweep = run_experiment(sweep_config, OUT / "lambda_sweep", progress=False, command="notebook 07")
 sweep_summary = summarise(sweep)
 for name, entry in sweep_summary["arms"].items():
     m = entry["metrics"]
@@ -246,7 +238,7 @@ assert again.runs.keys() == results.runs.keys() and time.perf_counter() - before
 
 # %%
 # TODO (exercise 1)
-# config5 = ExperimentConfig(**{**config.__dict__, "seeds": (0, 1, 2, 3, 4)})
+# config5 = dataclasses.replace(config, seeds=(0, 1, 2, 3, 4))
 # results5 = run_experiment(config5, OUT / "comparison", progress=False)
 # display(Markdown(results5.markdown()))
 
