@@ -144,13 +144,18 @@ def summarise(results, reference: str = "ce") -> dict:
     for run in runs.values():
         by_arm.setdefault(run["arm"], {})[run["seed"]] = run
     ref_runs = by_arm.get(reference, {})
+    # Every run's values once; the reference's serve as the other side of each pairing.
+    values = {
+        name: {
+            seed: {k: v for k, v in run["test"].items() if k in TEST_METRICS}
+            | _history_values(run, ref_runs.get(seed))
+            for seed, run in by_arm[name].items()
+        }
+        for name in arms_in(results)
+    }
+    ref_values = values.get(reference, {})
     arms = {}
-    for name in arms_in(results):
-        per_seed = {}
-        for seed, run in by_arm[name].items():
-            values = {k: v for k, v in run["test"].items() if k in TEST_METRICS}
-            values.update(_history_values(run, ref_runs.get(seed)))
-            per_seed[seed] = values
+    for name, per_seed in values.items():
         keys = [
             k for k in {**TEST_METRICS, **HISTORY_METRICS} if any(k in v for v in per_seed.values())
         ]
@@ -160,10 +165,7 @@ def summarise(results, reference: str = "ce") -> dict:
             "reached_ref": sum("epochs_to_ref" in v for v in per_seed.values()),
         }
         if ref_runs and name != reference:
-            shared = sorted(set(per_seed) & set(ref_runs))
-            ref_values = {s: {k: v for k, v in ref_runs[s]["test"].items()} for s in shared}
-            for s in shared:
-                ref_values[s].update(_history_values(ref_runs[s], ref_runs[s]))
+            shared = sorted(set(per_seed) & set(ref_values))
             entry["vs_reference"] = {}
             for k in keys:
                 pairs = [
