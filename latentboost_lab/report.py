@@ -222,10 +222,11 @@ def _papers_setting(results, dataset) -> set[str]:
     }
 
 
-def markdown(results, reference: str = "ce") -> str:
+def markdown(results, reference: str = "ce", *, summary: dict | None = None) -> str:
     """The report: settings, a table per arm (mean ± std over seeds), and the paired comparison
-    with the reference arm beside the paper's claims."""
-    summary = summarise(results, reference)
+    with the reference arm beside the paper's claims. ``summary``: :func:`summarise`'s result
+    when the caller has it already."""
+    summary = summary or summarise(results, reference)
     fixed = results.config.get("fixed", {})
     dataset = fixed.get("dataset")
     env = (results.document.get("environment") or [{}])[-1]
@@ -321,9 +322,9 @@ def write_report(results, reference: str = "ce") -> list[Path]:
     written = []
     summary = summarise(results, reference)
     atomic_write(out / "summary.json", json.dumps(summary, indent=1, default=float).encode())
-    atomic_write(out / "summary.md", markdown(results, reference).encode())
+    atomic_write(out / "summary.md", markdown(results, reference, summary=summary).encode())
     written += [out / "summary.json", out / "summary.md"]
-    for name, figure in figures(results, reference).items():
+    for name, figure in figures(results, reference, summary=summary).items():
         path = out / f"{name}.png"
         figure.savefig(path, dpi=110, bbox_inches="tight")
         written.append(path)
@@ -334,13 +335,13 @@ def write_report(results, reference: str = "ce") -> list[Path]:
 PANELS = (("acc", "test accuracy (%)", 100), ("silhouette", "test silhouette", 1))
 
 
-def figures(results, reference: str = "ce") -> dict:
+def figures(results, reference: str = "ce", *, summary: dict | None = None) -> dict:
     """Matplotlib figures: ``accuracy_silhouette`` (per arm, mean ± std with the seeds as
     dots), ``lambda_sweep`` (when several λ ran) and ``pca_components`` (Latent Boost's batch
-    PCA width per epoch)."""
+    PCA width per epoch). ``summary`` as for :func:`markdown`."""
     from matplotlib.figure import Figure
 
-    summary = summarise(results, reference)
+    summary = summary or summarise(results, reference)
     arms = summary["arms"]
     out = {}
     fig = Figure(figsize=(4 + 0.9 * len(arms), 3.6), layout="constrained")
