@@ -280,14 +280,34 @@ def add_compare_parser(sub) -> None:
         action="store_true",
         help="only rewrite summary.md, summary.json and the figures from --out/runs.json",
     )
+    compare.add_argument(
+        "--estimate",
+        nargs="?",
+        const=1,
+        default=None,
+        type=positive_int,
+        metavar="EPOCHS",
+        help="do not run the comparison: train each arm for EPOCHS epochs (default 1; 2 or more "
+        "leave the first epoch's start-up costs out) in exactly this setting, and print the "
+        "time per epoch, per run and for the whole comparison; nothing is written",
+    )
 
 
 def cmd_compare(args) -> int:
     import torch
 
-    from .experiments import ExperimentConfig, Results, parse_arms, run_experiment
+    from .experiments import (
+        ExperimentConfig,
+        Results,
+        estimate_time,
+        format_estimate,
+        parse_arms,
+        run_experiment,
+    )
 
     out = Path(args.out or f"results/{Path(str(args.dataset)).stem}_{args.model}")
+    if args.report_only and args.estimate:
+        raise ValueError("--report-only and --estimate exclude each other: choose one")
     if args.report_only:
         results = Results.load(out)
         for path in results.write_report():
@@ -315,6 +335,10 @@ def cmd_compare(args) -> int:
         bf16=args.bf16,
         compile=args.compile,
     )
+    if args.estimate:
+        estimate = estimate_time(config, epochs=args.estimate, progress=not args.no_progress)
+        print(format_estimate(estimate))
+        return 0
     command = "latentboost-lab " + " ".join(sys.argv[1:]) if sys.argv[1:] else None
     results = run_experiment(config, out, progress=not args.no_progress, command=command)
     print(results.markdown())

@@ -47,6 +47,8 @@ __all__ = [
     "Arm",
     "ExperimentConfig",
     "Results",
+    "estimate_time",
+    "format_estimate",
     "parse_arms",
     "run_experiment",
 ]
@@ -390,6 +392,33 @@ def _test_metrics(model, data, loss, pca_variance: float, classifier: str = "hea
     return {k: float(v) for k, v in metrics.items()}
 
 
+def _load_data(config: ExperimentConfig, seed: int):
+    """One seed's data: the subsets and the validation split are drawn with that seed."""
+    from .data import load_dataset
+
+    return load_dataset(
+        config.dataset,
+        root=config.root,
+        n_train=config.n_train,
+        n_test=config.n_test,
+        val_size=config.val_size,
+        seed=seed,
+        device=config.device,
+        download=config.download,
+    )
+
+
+def _build_run(config: ExperimentConfig, arm: Arm, data, seed: int):
+    """The model and loss of one run; the model is built right after seeding, so every arm of a
+    seed starts from the same weights."""
+    from .device import seed_everything
+    from .models import build_model
+
+    seed_everything(seed)
+    model = build_model(config.model, data.info, config.latent_dim)
+    return model, arm.build(data, model.latent_dim)
+
+
 def run_experiment(
     config: ExperimentConfig,
     out_dir: str | os.PathLike,
@@ -408,9 +437,6 @@ def run_experiment(
     """
     from tqdm.auto import tqdm
 
-    from .data import load_dataset
-    from .device import seed_everything
-    from .models import build_model
     from .training import fit
 
     if not isinstance(config, ExperimentConfig):
@@ -430,20 +456,8 @@ def run_experiment(
         key = run_key(arm, seed)
         bar.set_postfix_str(key)
         if seed != data_seed:
-            data = load_dataset(
-                config.dataset,
-                root=config.root,
-                n_train=config.n_train,
-                n_test=config.n_test,
-                val_size=config.val_size,
-                seed=seed,
-                device=config.device,
-                download=config.download,
-            )
-            data_seed = seed
-        seed_everything(seed)
-        model = build_model(config.model, data.info, config.latent_dim)
-        loss = arm.build(data, model.latent_dim)
+            data, data_seed = _load_data(config, seed), seed
+        model, loss = _build_run(config, arm, data, seed)
         checkpoint = checkpoints / f"{arm.name}_seed{seed}.pt".replace("/", "_")
         started = time.perf_counter()
         history = fit(
@@ -481,6 +495,134 @@ def run_experiment(
     if report:
         results.write_report()
     return results
+
+
+def estimate_time(config: ExperimentConfig, *, epochs: int = 1, progress: bool = True) -> dict:
+    """Measure what ``run_experiment(config)`` would cost here, before committing hours to it.
+
+    Each arm is trained for ``epochs`` epochs with the first seed, in exactly the comparison's
+    setting (data, model, batch, device, bf16, compile), and evaluated on the test split once;
+    nothing is written. The first epoch carries the start-up costs (cuDNN's autotuning,
+    ``torch.compile``), so with ``epochs >= 2`` the per-epoch figure is the median of the later
+    epochs. A run costs at most ``config.epochs`` such epochs plus one test evaluation (early
+    stopping can only shorten it); the comparison is that, times the seeds, summed over arms.
+
+    Returns a dict with ``rows`` (per arm: ``epoch_seconds``, ``train_seconds`` (the training
+    part of an epoch), ``test_seconds``, ``run_seconds``, the measured ``epoch_times``), the
+    shared ``n_train`` and ``steps_per_epoch`` (``seconds_per_1000_images`` lets the figure
+    be scaled to a larger training split: an epoch's cost grows with its number of steps),
+    ``total_seconds`` and the ``environment``.
+    """
+    import math
+    import statistics
+
+    from .training import _split_size, fit
+
+    if not isinstance(config, ExperimentConfig):
+        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
+    epochs = check_int("epochs", epochs, 1)
+    seed = config.seeds[0]
+    data = _load_data(config, seed)
+    n_train = _split_size(data, "train")
+    rows = []
+    for arm in config.arms:
+        model, loss = _build_run(config, arm, data, seed)
+        history = fit(
+            model,
+            data,
+            loss,
+            epochs=epochs,
+            lr=config.lr,
+            batch_size=config.batch_size,
+            monitor=arm.monitor,
+            seed=seed,
+            bf16=config.bf16,
+            compile=config.compile,
+            eval_test=False,
+            progress=progress,
+        )
+        if history.interrupted:
+            raise KeyboardInterrupt(f"interrupted while timing {arm.name}")
+        times = [record["seconds"] for record in history.epochs]
+        train_times = [record["train_seconds"] for record in history.epochs]
+        epoch_seconds = statistics.median(times[1:] or times)
+        started = time.perf_counter()
+        _test_metrics(model, data, loss, config.pca_variance, arm.classifier)
+        test_seconds = time.perf_counter() - started
+        rows.append(
+            {
+                "arm": arm.name,
+                "epoch_times": times,
+                "epoch_seconds": epoch_seconds,
+                "train_seconds": statistics.median(train_times[1:] or train_times),
+                "seconds_per_1000_images": 1000 * epoch_seconds / max(n_train, 1),
+                "test_seconds": test_seconds,
+                "run_seconds": config.epochs * epoch_seconds + test_seconds,
+            }
+        )
+    return {
+        "dataset": config.dataset,
+        "model": config.model,
+        "device": str(data.device),
+        "budget_epochs": config.epochs,
+        "patience": config.patience,
+        "seeds": len(config.seeds),
+        "measured_epochs": epochs,
+        "n_train": n_train,
+        "batch_size": config.batch_size,
+        "steps_per_epoch": math.ceil(n_train / config.batch_size),
+        "rows": rows,
+        "total_seconds": len(config.seeds) * sum(r["run_seconds"] for r in rows),
+        "environment": environment(),
+    }
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_estimate(estimate: dict) -> str:
+    """The :func:`estimate_time` result as a Markdown table and a one-line total."""
+    e = estimate
+    env = e["environment"]
+    threads = env.get("torch_threads")
+    where = env.get("cuda") or (
+        f"{env.get('processor')}, {threads} torch thread{'s' if threads != 1 else ''}"
+    )
+    n = e["measured_epochs"]
+    measured = {1: "the first epoch (it includes start-up costs)", 2: "the second epoch"}.get(
+        n, f"the median of epochs 2-{n}"
+    )
+    lines = [
+        f"Measured on {e['device']} ({where}): {e['dataset']}, {e['model']}, "
+        f"{e['n_train']} training images, batch {e['batch_size']} "
+        f"({e['steps_per_epoch']} steps per epoch); per epoch: {measured}.",
+        "",
+        "| arm | s / epoch | of which training | s / 1,000 training images | test evaluation "
+        f"| one run, at most ({e['budget_epochs']} epochs) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in e["rows"]:
+        lines.append(
+            f"| {r['arm']} | {r['epoch_seconds']:.2f} | {r['train_seconds']:.2f} "
+            f"| {r['seconds_per_1000_images']:.3f} | {r['test_seconds']:.2f} s "
+            f"| {_duration(r['run_seconds'])} |"
+        )
+    stop = (
+        f"; early stopping (patience {e['patience']}) can only shorten it"
+        if e["patience"]
+        else ""
+    )
+    lines += [
+        "",
+        f"The whole comparison ({len(e['rows'])} arms x {e['seeds']} seeds): at most "
+        f"{_duration(e['total_seconds'])}{stop}.",
+    ]
+    return "\n".join(lines)
 
 
 def arms_in(results: Results, names: Iterable[str] | None = None) -> list[str]:

@@ -16,6 +16,8 @@ from latentboost_lab.experiments import (
     Arm,
     ExperimentConfig,
     Results,
+    estimate_time,
+    format_estimate,
     parse_arms,
     run_experiment,
 )
@@ -369,6 +371,52 @@ def test_results_load_reports_a_foreign_file(tmp_path):
         Results.load(tmp_path)
 
 
+# ----------------------------------------------------------------------------- time estimate
+
+
+def test_estimate_projects_the_comparison_from_measured_epochs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    real_fit = training.fit
+
+    def spy(model, data, loss, **kwargs):
+        calls.append(kwargs)
+        return real_fit(model, data, loss, **kwargs)
+
+    monkeypatch.setattr(training, "fit", spy)
+    config = tiny_config(
+        arms=parse_arms("ce,magnet,latentboost"), seeds=(4, 5, 6), epochs=10, patience=3
+    )
+    estimate = estimate_time(config, epochs=2, progress=False)
+
+    assert [r["arm"] for r in estimate["rows"]] == ["ce", "magnet", "latentboost"]
+    # Trained in the comparison's own setting, with the first seed, for the measured epochs.
+    assert [c["monitor"] for c in calls] == ["val_acc", "val_cluster_acc", "val_acc"]
+    assert all(c["epochs"] == 2 and c["seed"] == 4 and c["batch_size"] == 64 for c in calls)
+    assert estimate["n_train"] == 270  # 300 less the 10% validation share
+    assert estimate["steps_per_epoch"] == math.ceil(270 / 64)
+    for row in estimate["rows"]:
+        assert len(row["epoch_times"]) == 2
+        assert row["epoch_seconds"] == row["epoch_times"][1]  # the first carries start-up costs
+        assert 0 < row["train_seconds"] <= row["epoch_seconds"]
+        assert row["run_seconds"] == pytest.approx(10 * row["epoch_seconds"] + row["test_seconds"])
+        assert row["seconds_per_1000_images"] == pytest.approx(1000 * row["epoch_seconds"] / 270)
+    assert estimate["total_seconds"] == pytest.approx(
+        3 * sum(r["run_seconds"] for r in estimate["rows"])
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    text = format_estimate(estimate)
+    assert "(3 arms x 3 seeds): at most" in text and "patience 3" in text
+    assert "the second epoch" in text and "| magnet |" in text
+
+
+def test_estimate_rejects_bad_input_by_name():
+    with pytest.raises(ValueError, match="epochs"):
+        estimate_time(tiny_config(), epochs=0)
+    with pytest.raises(TypeError, match="config must be an ExperimentConfig"):
+        estimate_time({"dataset": "digits"})
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -392,6 +440,7 @@ def test_cli_compare_writes_the_report_and_rewrites_it(tmp_path, capsys):
         (["--lam", "0.5,2"], "argument --lam: expected a number in [0, 1]"),
         (["--threads", "-1"], "argument --threads: expected an integer >= 1"),
         (["--val-size", "1"], "argument --val-size: expected a number in [0, 1)"),
+        (["--estimate", "0"], "argument --estimate: expected an integer >= 1"),
     ],
 )
 def test_cli_compare_rejects_bad_options(args, message, capsys):
@@ -407,3 +456,20 @@ def test_cli_compare_names_an_unknown_arm_in_one_line(tmp_path, capsys):
     assert err.startswith("latentboost-lab compare: error: arms must be one of")
     assert "\n" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_compare_estimate_prints_the_time_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "never"
+    args = ["compare", "--n-train", "200", "--n-test", "100", "--epochs", "7", "--seeds", "2"]
+    args += ["--arms", "ce,latentboost", "--out", str(out), "--estimate"]
+    assert cli.main(args + ["--no-progress", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "one run, at most (7 epochs)" in printed and "| latentboost |" in printed
+    assert "(2 arms x 2 seeds): at most" in printed
+    assert "the first epoch (it includes start-up costs)" in printed
+    assert not out.exists()
+
+
+def test_cli_compare_estimate_and_report_only_exclude_each_other(tmp_path, capsys):
+    assert cli.main(["compare", "--estimate", "--report-only", "--out", str(tmp_path)]) == 1
+    assert "--report-only and --estimate exclude each other" in capsys.readouterr().err
