@@ -389,7 +389,8 @@ def plot_history(history, keys=("train_loss", "val_acc"), ax=None, marks=None):
             if not isinstance(mark, Sequence) or len(mark) != 2:
                 raise ValueError(f"marks must be (epoch, label) pairs, got {mark!r}")
             epoch, label = mark
-            ax.axvline(_number(epoch), color="grey", linestyle=":", linewidth=1)
+            # Drawn to be seen at a glance in the playground's small panels.
+            ax.axvline(_number(epoch), color="tab:purple", linestyle="--", linewidth=1.5, alpha=0.8)
             ax.text(
                 _number(epoch),
                 0.98,
@@ -398,8 +399,9 @@ def plot_history(history, keys=("train_loss", "val_acc"), ax=None, marks=None):
                 rotation=90,
                 va="top",
                 ha="left",
-                fontsize="x-small",
-                color="dimgrey",
+                fontsize="small",
+                fontweight="bold",
+                color="tab:purple",
             )
     ax.set_xlabel("epoch")
     ax.legend(fontsize="small", frameon=False)
