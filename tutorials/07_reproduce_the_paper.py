@@ -64,8 +64,8 @@ print(environment_line())
 # seeds, and a two-point λ sweep with one seed: about a minute on a quiet 2-core CPU. It shows the
 # method, not the paper's numbers: runs this short cannot settle a difference of a few points.
 # **FULL**: the whole data set, 30 epochs with early stopping, five seeds, a five-point λ sweep: for a
-# GPU (its run time has not been measured yet; see `results/README.md` for the measured CPU epoch
-# times).
+# GPU (its run time there has not been measured yet; `results/README.md` has the measured CPU epoch
+# times, and section 5 shows how to measure yours before you start).
 
 # %%
 QUICK = quick_mode()
@@ -199,6 +199,10 @@ if not committed:
 # latentboost-lab compare --dataset cifar10 --model resnet18 --seeds 5 --epochs 100 \
 #     --patience 10 --bf16 --out results/cifar10_resnet18
 # ```
+#
+# Add `--estimate 2` to any of these first: it trains each arm for two epochs in exactly that
+# setting, writes nothing, and prints the time per epoch, the most one run can take and the total
+# for the comparison, measured on your machine.
 #
 # Runs already in `--out` are skipped, so an interrupted comparison continues where it stopped, and
 # adding `--seeds 10` later trains only the new seeds. `--ablations no_pca,shared_variance,fixed_weights`
