@@ -283,13 +283,13 @@ def add_compare_parser(sub) -> None:
     compare.add_argument(
         "--estimate",
         nargs="?",
-        const=1,
+        const=3,
         default=None,
         type=positive_int,
         metavar="EPOCHS",
-        help="do not run the comparison: train each arm for EPOCHS epochs (default 1; 2 or more "
-        "leave the first epoch's start-up costs out) in exactly this setting, and print the "
-        "time per epoch, per run and for the whole comparison; nothing is written",
+        help="do not run the comparison: train each arm for EPOCHS epochs (default 3; the first "
+        "is timed apart, as it carries start-up costs) in exactly this setting, and print the "
+        "time per epoch, per run and for the runs not yet in --out; nothing is written",
     )
 
 
@@ -336,7 +336,9 @@ def cmd_compare(args) -> int:
         compile=args.compile,
     )
     if args.estimate:
-        estimate = estimate_time(config, epochs=args.estimate, progress=not args.no_progress)
+        estimate = estimate_time(
+            config, epochs=args.estimate, out_dir=out, progress=not args.no_progress
+        )
         print(format_estimate(estimate))
         return 0
     command = "latentboost-lab " + " ".join(sys.argv[1:]) if sys.argv[1:] else None

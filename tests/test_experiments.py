@@ -3,6 +3,7 @@ against scipy, the summary arithmetic on hand-made runs, and the command line.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -374,8 +375,7 @@ def test_results_load_reports_a_foreign_file(tmp_path):
 # ----------------------------------------------------------------------------- time estimate
 
 
-def test_estimate_projects_the_comparison_from_measured_epochs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def _fit_spy(monkeypatch):
     calls = []
     real_fit = training.fit
 
@@ -384,35 +384,98 @@ def test_estimate_projects_the_comparison_from_measured_epochs(tmp_path, monkeyp
         return real_fit(model, data, loss, **kwargs)
 
     monkeypatch.setattr(training, "fit", spy)
+    return calls
+
+
+def test_estimate_trains_as_the_comparison_does(tmp_path, monkeypatch):
+    calls = _fit_spy(monkeypatch)
+    config = tiny_config(arms=parse_arms("ce,magnet"), seeds=(4,), epochs=3, lr=3e-3, patience=2)
+    run_experiment(config, tmp_path / "real", progress=False, report=False)
+    real = calls[:]
+    calls.clear()
+    estimate_time(config, epochs=2, progress=False)
+    own = {"epochs", "patience", "checkpoint", "resume", "callbacks"}
+    assert [{k: v for k, v in c.items() if k not in own} for c in calls] == [
+        {k: v for k, v in c.items() if k not in own} for c in real
+    ]
+    assert [c["monitor"] for c in calls] == ["val_acc", "val_cluster_acc"]
+    assert all(c["epochs"] == 2 and c["checkpoint"] is not None for c in calls)
+
+
+def test_estimate_projects_the_comparison_from_measured_epochs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     config = tiny_config(
         arms=parse_arms("ce,magnet,latentboost"), seeds=(4, 5, 6), epochs=10, patience=3
     )
-    estimate = estimate_time(config, epochs=2, progress=False)
+    estimate = estimate_time(config, epochs=4, progress=False)
 
     assert [r["arm"] for r in estimate["rows"]] == ["ce", "magnet", "latentboost"]
-    # Trained in the comparison's own setting, with the first seed, for the measured epochs.
-    assert [c["monitor"] for c in calls] == ["val_acc", "val_cluster_acc", "val_acc"]
-    assert all(c["epochs"] == 2 and c["seed"] == 4 and c["batch_size"] == 64 for c in calls)
     assert estimate["n_train"] == 270  # 300 less the 10% validation share
     assert estimate["steps_per_epoch"] == math.ceil(270 / 64)
     for row in estimate["rows"]:
-        assert len(row["epoch_times"]) == 2
-        assert row["epoch_seconds"] == row["epoch_times"][1]  # the first carries start-up costs
+        times = row["epoch_times"]
+        assert len(times) == 4 and row["first_epoch_seconds"] == times[0]
+        # The first epoch carries the start-up costs: the later ones give the median.
+        assert row["epoch_seconds"] == sorted(times[1:])[1]
+        assert row["epoch_range"] == (min(times[1:]), max(times[1:]))
         assert 0 < row["train_seconds"] <= row["epoch_seconds"]
-        assert row["run_seconds"] == pytest.approx(10 * row["epoch_seconds"] + row["test_seconds"])
+        assert row["run_seconds"] == pytest.approx(
+            row["build_seconds"]
+            + times[0]
+            + 9 * row["epoch_seconds"]
+            + row["end_seconds"]
+            + row["test_seconds"]
+        )
         assert row["seconds_per_1000_images"] == pytest.approx(1000 * row["epoch_seconds"] / 270)
+        assert row["runs_left"] == 3
     assert estimate["total_seconds"] == pytest.approx(
-        3 * sum(r["run_seconds"] for r in estimate["rows"])
+        3 * estimate["data_seconds"] + 3 * sum(r["run_seconds"] for r in estimate["rows"])
     )
-    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a checkpoint
     text = format_estimate(estimate)
-    assert "(3 arms x 3 seeds): at most" in text and "patience 3" in text
-    assert "the second epoch" in text and "| magnet |" in text
+    assert "(3 arms x 3 seeds: 9 runs to go)" in text and "patience 3" in text
+    assert "median (and range) of epochs 2-4" in text and "| magnet |" in text
+
+
+def test_estimate_counts_only_the_runs_not_yet_done(tiny_results):
+    results, config, out = tiny_results  # ce, magnet, latentboost(λ=0) with seeds 0 and 1
+    more = dataclasses.replace(config, seeds=(0, 1, 3))
+    estimate = estimate_time(more, epochs=1, out_dir=out, progress=False)
+    assert estimate["runs_done"] == 6
+    assert [r["runs_left"] for r in estimate["rows"]] == [1, 1, 1]
+    assert estimate["total_seconds"] == pytest.approx(
+        estimate["data_seconds"] + sum(r["run_seconds"] for r in estimate["rows"])
+    )
+    assert "3 runs to go, 6 already done" in format_estimate(estimate)
+    with pytest.raises(ValueError, match="holds runs made with other settings"):
+        estimate_time(dataclasses.replace(config, lr=0.5), epochs=1, out_dir=out)
+
+
+def test_estimate_names_the_hardware_it_ran_on():
+    row = dict(
+        arm="ce", epoch_times=[2.0], epoch_range=(2.0, 2.0), first_epoch_seconds=2.0,
+        epoch_seconds=2.0, train_seconds=1.5, overhead_seconds=0.1, build_seconds=0.1,
+        end_seconds=0.0, test_seconds=1.0, run_seconds=21.1, seconds_per_1000_images=0.2,
+        runs_left=3,
+    )
+    estimate = dict(
+        dataset="cifar10", model="resnet18", device="cuda:0", budget_epochs=10, patience=None,
+        seeds=3, measured_epochs=1, n_train=9000, batch_size=128, steps_per_epoch=71,
+        data_seconds=1.0, rows=[row], runs_done=0, total_seconds=64.3,
+        environment={"cuda": "NVIDIA H200", "processor": "x86_64", "torch_threads": 16},
+    )
+    assert "Measured on cuda:0 (NVIDIA H200)" in format_estimate(estimate)
+    on_cpu = format_estimate({**estimate, "device": "cpu"})
+    assert "Measured on cpu (x86_64, 16 torch threads)" in on_cpu and "H200" not in on_cpu
+    assert "about 64.3 s" in on_cpu and "| 21.1 s |" in on_cpu
+    assert "about 3.0 h" in format_estimate({**estimate, "total_seconds": 3 * 3600.0})
 
 
 def test_estimate_rejects_bad_input_by_name():
     with pytest.raises(ValueError, match="epochs"):
         estimate_time(tiny_config(), epochs=0)
+    with pytest.raises(ValueError, match="epochs: the estimate would train 3 epochs, more than"):
+        estimate_time(tiny_config(epochs=2), epochs=3)
     with pytest.raises(TypeError, match="config must be an ExperimentConfig"):
         estimate_time({"dataset": "digits"})
 
@@ -461,12 +524,12 @@ def test_cli_compare_names_an_unknown_arm_in_one_line(tmp_path, capsys):
 def test_cli_compare_estimate_prints_the_time_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "never"
     args = ["compare", "--n-train", "200", "--n-test", "100", "--epochs", "7", "--seeds", "2"]
-    args += ["--arms", "ce,latentboost", "--out", str(out), "--estimate"]
+    args += ["--arms", "ce,latentboost", "--out", str(out), "--estimate", "1"]
     assert cli.main(args + ["--no-progress", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert "one run, at most (7 epochs)" in printed and "| latentboost |" in printed
-    assert "(2 arms x 2 seeds): at most" in printed
-    assert "the first epoch (it includes start-up costs)" in printed
+    assert "one run of 7 epochs |" in printed and "| latentboost |" in printed
+    assert "(2 arms x 2 seeds: 4 runs to go), every run to its full budget: about" in printed
+    assert "later epochs are taken to cost as much as the first" in printed
     assert not out.exists()
 
 
