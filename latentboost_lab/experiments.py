@@ -315,19 +315,29 @@ def _check_out_dir(out_dir: Path) -> None:
         raise ValueError(f"out_dir: {out_dir} is not writable")
 
 
+def _load_matching(config: ExperimentConfig, out_dir: Path) -> Results | None:
+    """The runs already in ``out_dir`` (None when there are none yet); refused when they were
+    made with other settings than ``config``'s."""
+    path = out_dir / "runs.json"
+    if not path.exists():
+        return None
+    results = Results.load(path)
+    saved = results.config.get("fixed", {})
+    now = json.loads(json.dumps(config.fixed(), default=float))
+    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if differ:
+        details = ", ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in differ)
+        raise ValueError(
+            f"out_dir {out_dir} holds runs made with other settings ({details}); "
+            "use another out_dir or the same settings to add arms or seeds"
+        )
+    return results
+
+
 def _open_results(config: ExperimentConfig, out_dir: Path, command: str | None) -> Results:
     path = out_dir / "runs.json"
-    if path.exists():
-        results = Results.load(path)
-        saved = results.config.get("fixed", {})
-        now = json.loads(json.dumps(config.fixed(), default=float))
-        differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-        if differ:
-            details = ", ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in differ)
-            raise ValueError(
-                f"out_dir {out_dir} holds runs made with other settings ({details}); "
-                "use another out_dir or the same settings to add arms or seeds"
-            )
+    results = _load_matching(config, out_dir)
+    if results is not None:
         results.document["config"]["arms"] = _merge_arms(
             results.config.get("arms", []), [a.to_dict() for a in config.arms]
         )
@@ -538,6 +548,7 @@ def estimate_time(
     ``data_seconds``, ``n_train`` (after the validation share), ``steps_per_epoch``,
     ``total_seconds`` and the ``environment``.
     """
+    import itertools
     import math
     import statistics
     import tempfile
@@ -552,9 +563,8 @@ def estimate_time(
             f"epochs: the estimate would train {epochs} epochs, more than the comparison's "
             f"budget of {config.epochs}; measure at most {config.epochs}"
         )
-    done: set[str] = set()
-    if out_dir is not None and (Path(out_dir) / "runs.json").exists():
-        done = set(_open_results(config, Path(out_dir), command="estimate").runs)
+    existing = _load_matching(config, Path(out_dir)) if out_dir is not None else None
+    done = set(existing.runs) if existing is not None else set()
     seed = config.seeds[0]
     # Once per process, not per run: the first optimizer imports torch._dynamo (seconds).
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
@@ -578,18 +588,16 @@ def estimate_time(
                 **_fit_kwargs(config, arm, seed, progress),
                 epochs=epochs,
                 checkpoint=Path(scratch) / "estimate.pt",
-                callbacks=[lambda *_: ends.append(time.perf_counter())],
+                callbacks=[lambda *_, ends=ends: ends.append(time.perf_counter())],
             )
             tail_seconds = time.perf_counter() - ends[-1] if ends else 0.0
             if history.interrupted:
                 raise KeyboardInterrupt(f"interrupted while timing {arm.name}")
-            times = [b - a for a, b in zip([started, *ends], ends)]
+            times = [b - a for a, b in itertools.pairwise([started, *ends])]
             later = times[1:] or times
             epoch_seconds = statistics.median(later)
             # The part of an epoch outside its own record: the checkpoint, the kept weights.
-            recorded = [record["seconds"] for record in history.epochs]
-            overhead = max(epoch_seconds - statistics.median(recorded[1:] or recorded), 0.0)
-            train_times = [record["train_seconds"] for record in history.epochs]
+            overhead = max(epoch_seconds - _later_median(history, "seconds"), 0.0)
             started = time.perf_counter()
             _test_metrics(model, data, loss, config.pca_variance, arm.classifier)
             test_seconds = time.perf_counter() - started
@@ -607,7 +615,7 @@ def estimate_time(
                     "epoch_range": (min(later), max(later)),
                     "first_epoch_seconds": times[0],
                     "epoch_seconds": epoch_seconds,
-                    "train_seconds": statistics.median(train_times[1:] or train_times),
+                    "train_seconds": _later_median(history, "train_seconds"),
                     "overhead_seconds": overhead,
                     "build_seconds": build_seconds,
                     "end_seconds": tail_seconds,
@@ -636,6 +644,15 @@ def estimate_time(
         + sum(r["runs_left"] * r["run_seconds"] for r in rows),
         "environment": environment(),
     }
+
+
+def _later_median(history, key: str) -> float:
+    """The median of an epoch record's timing over the epochs after the first (which carries
+    the start-up costs); the first alone when only one ran."""
+    import statistics
+
+    values = [record[key] for record in history.epochs]
+    return statistics.median(values[1:] or values)
 
 
 def _duration(seconds: float) -> str:
@@ -685,13 +702,14 @@ def format_estimate(estimate: dict) -> str:
             f"| {_duration(r['run_seconds'])} |"
         )
     if n == 1:
-        lines += ["", "One measured epoch: the later epochs are taken to cost as much as the first."]
+        lines += [
+            "",
+            "One measured epoch: the later epochs are taken to cost as much as the first.",
+        ]
     runs_left = sum(r["runs_left"] for r in e["rows"])
     done = f", {e['runs_done']} already done" if e["runs_done"] else ""
     stop = (
-        f"; early stopping (patience {e['patience']}) can end runs sooner"
-        if e["patience"]
-        else ""
+        f"; early stopping (patience {e['patience']}) can end runs sooner" if e["patience"] else ""
     )
     lines += [
         "",

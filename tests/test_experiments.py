@@ -453,15 +453,35 @@ def test_estimate_counts_only_the_runs_not_yet_done(tiny_results):
 
 def test_estimate_names_the_hardware_it_ran_on():
     row = dict(
-        arm="ce", epoch_times=[2.0], epoch_range=(2.0, 2.0), first_epoch_seconds=2.0,
-        epoch_seconds=2.0, train_seconds=1.5, overhead_seconds=0.1, build_seconds=0.1,
-        end_seconds=0.0, test_seconds=1.0, run_seconds=21.1, seconds_per_1000_images=0.2,
+        arm="ce",
+        epoch_times=[2.0],
+        epoch_range=(2.0, 2.0),
+        first_epoch_seconds=2.0,
+        epoch_seconds=2.0,
+        train_seconds=1.5,
+        overhead_seconds=0.1,
+        build_seconds=0.1,
+        end_seconds=0.0,
+        test_seconds=1.0,
+        run_seconds=21.1,
+        seconds_per_1000_images=0.2,
         runs_left=3,
     )
     estimate = dict(
-        dataset="cifar10", model="resnet18", device="cuda:0", budget_epochs=10, patience=None,
-        seeds=3, measured_epochs=1, n_train=9000, batch_size=128, steps_per_epoch=71,
-        data_seconds=1.0, rows=[row], runs_done=0, total_seconds=64.3,
+        dataset="cifar10",
+        model="resnet18",
+        device="cuda:0",
+        budget_epochs=10,
+        patience=None,
+        seeds=3,
+        measured_epochs=1,
+        n_train=9000,
+        batch_size=128,
+        steps_per_epoch=71,
+        data_seconds=1.0,
+        rows=[row],
+        runs_done=0,
+        total_seconds=64.3,
         environment={"cuda": "NVIDIA H200", "processor": "x86_64", "torch_threads": 16},
     )
     assert "Measured on cuda:0 (NVIDIA H200)" in format_estimate(estimate)
