@@ -261,6 +261,14 @@ def add_compare_parser(sub) -> None:
         "fixed_weights",
     )
     compare.add_argument(
+        "--readings",
+        type=comma_list(str, "reading names"),
+        default=[],
+        help="Latent Boost read another way, one arm each (issue 13): features (L_dist on the "
+        "flattened feature map), pooled, detached_variance; combine with +, e.g. "
+        "features+detached_variance",
+    )
+    compare.add_argument(
         "--val-size",
         type=_val_share,
         default=0.1,
@@ -315,7 +323,7 @@ def cmd_compare(args) -> int:
         return 0
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    arms = parse_arms(args.arms, args.lam, args.ablations)
+    arms = parse_arms(args.arms, args.lam, args.ablations, args.readings)
     config = ExperimentConfig(
         dataset=str(args.dataset),
         arms=arms,

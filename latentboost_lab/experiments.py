@@ -39,11 +39,12 @@ from pathlib import Path
 import torch
 
 from ._checks import check_choice, check_in_range, check_int
-from .recipes import LOSSES
+from .recipes import LOSSES, READINGS
 from .training import History, atomic_write
 
 __all__ = [
     "ABLATIONS",
+    "READINGS",
     "Arm",
     "ExperimentConfig",
     "Results",
@@ -63,12 +64,14 @@ ABLATIONS = {
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm of a comparison: a loss recipe, its λ and extra options, under a display name."""
+    """One arm of a comparison: a loss recipe, its λ and extra options, under a display name;
+    ``latent`` is where the model's latent is taken (the same weights for every choice)."""
 
     name: str
     loss: str
     lam: float | None = None
     options: tuple[tuple[str, object], ...] = ()
+    latent: str = "embedding"
 
     @property
     def classifier(self) -> str:
@@ -90,18 +93,34 @@ class Arm:
         )
 
     def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "loss": self.loss,
-            "lam": self.lam,
-            "options": dict(self.options),
-        }
+        d = {"name": self.name, "loss": self.loss, "lam": self.lam, "options": dict(self.options)}
+        if self.latent != "embedding":  # runs.json written before the choice existed stay equal
+            d["latent"] = self.latent
+        return d
+
+
+def _reading_arm(reading: str, lam: float | None) -> Arm:
+    """The Latent Boost arm of ``reading``: names from :data:`READINGS` joined by "+"."""
+    parts = [p.strip() for p in reading.split("+")]
+    for p in parts:
+        check_choice("readings", p, READINGS)
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"readings must not repeat a part, got {reading!r}")
+    merged: dict = {}
+    for p in parts:
+        merged.update(READINGS[p])
+    latents = [READINGS[p]["latent"] for p in parts if "latent" in READINGS[p]]
+    if len(latents) > 1:
+        raise ValueError(f"readings: {reading!r} names more than one latent ({latents})")
+    latent = merged.pop("latent", "embedding")
+    return Arm(f"latentboost-{'+'.join(parts)}", "latentboost", lam, tuple(merged.items()), latent)
 
 
 def parse_arms(
     arms: str | Sequence[str],
     lams: Sequence[float] | None = None,
     ablations: Sequence[str] = (),
+    readings: Sequence[str] = (),
 ) -> list[Arm]:
     """The arms named in ``arms`` (``"ce,magnet,center,latentboost"`` or a list).
 
@@ -109,6 +128,9 @@ def parse_arms(
         (without it, λ is the paper's best for the data set).
     ablations: Latent Boost with one part switched off, one arm each: ``no_pca``,
         ``shared_variance``, ``fixed_weights`` (α = β = 1), named e.g. ``latentboost-no_pca``;
+        with ``lams`` given they use its first value.
+    readings: Latent Boost read another way (:data:`READINGS`), one arm each, e.g.
+        ``features`` or ``features+detached_variance``, named ``latentboost-features`` etc.;
         with ``lams`` given they use its first value.
     """
     names = [a.strip() for a in arms.split(",")] if isinstance(arms, str) else list(arms)
@@ -133,6 +155,9 @@ def parse_arms(
     lam = lams[0] if lams else None
     for a in ablations:
         result.append(Arm(f"latentboost-{a}", "latentboost", lam, tuple(ABLATIONS[a].items())))
+    result += [_reading_arm(r, lam) for r in readings]
+    if len({a.name for a in result}) != len(result):
+        raise ValueError(f"readings must not repeat an arm, got {list(readings)}")
     return result
 
 
@@ -376,11 +401,20 @@ def _test_metrics(model, data, loss, pca_variance: float, classifier: str = "hea
     from .losses.pca import batch_pca
     from .metrics import davies_bouldin_score, embed, f1_score, silhouette_score
 
-    latent, labels, logits = embed(model, data, "test", return_logits=True)
+    # Every arm is measured in the same space, the classifier's input (the embedding), whichever
+    # latent its distance term shaped: silhouettes of different spaces would not pair.
+    shaped = model.latent
+    model.latent = "embedding"
+    try:
+        latent, labels, logits = embed(model, data, "test", return_logits=True)
+    finally:
+        model.latent = shaped
     head_pred = logits.argmax(1)
     # The nearest-cluster scores of the same latents (as evaluate() does, without embedding the
     # test split a second time).
-    scores = loss.predict(latent) if hasattr(loss, "predict") else None
+    scores = None
+    if hasattr(loss, "predict"):  # the nearest-cluster rule lives in the shaped latent
+        scores = loss.predict(latent if shaped == "embedding" else embed(model, data, "test")[0])
     pred = scores.argmax(1) if classifier == "clusters" else head_pred
     pca = batch_pca(latent.double(), pca_variance)
     k = int(pca.k)
@@ -425,7 +459,7 @@ def _build_run(config: ExperimentConfig, arm: Arm, data, seed: int):
     from .models import build_model
 
     seed_everything(seed)
-    model = build_model(config.model, data.info, config.latent_dim)
+    model = build_model(config.model, data.info, config.latent_dim, latent=arm.latent)
     return model, arm.build(data, model.latent_dim)
 
 

@@ -1,9 +1,21 @@
 """Classifiers that expose their latent space.
 
-Every model here is a :class:`LatentClassifier`: ``forward(x)`` returns ``(logits, latent)``,
-where ``latent`` is the flattened input of the final linear layer ``model.classifier``, so that
-``logits == model.classifier(latent)``. That latent is the space Latent Boost shapes; its width
-is ``model.latent_dim`` and is configurable.
+Every model here is a :class:`LatentClassifier`: ``forward(x)`` returns ``(logits, latent)``.
+``latent`` is the space the distance term of Latent Boost (or Magnet, Center loss) shapes; its
+width is ``model.latent_dim``. Which tensor it is, is the model's ``latent`` setting (ours; the
+paper says "feature extractor -> flattened latent vector -> PCA", not which layer):
+
+- ``"embedding"`` (default): the input of the final linear layer ``model.classifier``, so that
+  ``logits == model.classifier(latent)``; 128 wide for SmallCNN (configurable).
+- ``"pooled"``: the backbone's pooled, flattened output that feeds the embedding (512 for every
+  model here; for VGG-11 and ResNet-18 without ``latent_dim`` it *is* the embedding).
+- ``"features"``: the last convolutional feature map before the final pooling, flattened
+  (SmallCNN: 128x7x7 = 6,272 at 28x28 and 128x8x8 = 8,192 at 32x32; VGG-11: 512x2x2 = 2,048 at
+  32x32; ResNet-18: 512x4x4 = 8,192 at 32x32). Its batch PCA keeps about as many components as
+  the paper reports (issue 13, ``results/README.md``).
+
+The setting changes what is returned, never the weights: the same seed builds the same network
+for every setting, so comparisons between them start from the same initial weights.
 
 - :class:`SmallCNN`: three conv blocks, for 8x8 and 28x28 grayscale and 32x32 colour images;
   fast on a laptop CPU.
@@ -14,34 +26,81 @@ is ``model.latent_dim`` and is configurable.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
-from ._checks import check_int
+from ._checks import check_choice, check_int
 
-__all__ = ["MODELS", "LatentClassifier", "SmallCNN", "build_model", "resnet18", "vgg11_bn"]
+#: Where the latent is taken (see the module docstring).
+LATENTS = ("embedding", "pooled", "features")
+
+__all__ = [
+    "LATENTS",
+    "MODELS",
+    "LatentClassifier",
+    "SmallCNN",
+    "build_model",
+    "resnet18",
+    "vgg11_bn",
+]
 
 
 class LatentClassifier(nn.Module):
     """``backbone`` (images -> flat features) -> ``embedding`` (features -> latent) ->
-    ``classifier`` (latent -> logits). Subclasses only build the three parts."""
+    ``classifier`` (latent -> logits). Subclasses only build the three parts.
+
+    ``backbone`` is an ``nn.Sequential`` whose last two modules pool and flatten, so that the
+    feature map before them can be returned as the latent (``latent="features"``).
+    """
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: nn.Sequential,
         embedding: nn.Module,
         classifier: nn.Linear,
         image_shape: tuple[int, int, int],
         min_size: int = 1,
+        latent: str = "embedding",
     ):
         super().__init__()
+        if not (isinstance(backbone, nn.Sequential) and isinstance(backbone[-1], nn.Flatten)):
+            raise TypeError("backbone must be an nn.Sequential ending in a pooling and nn.Flatten")
         self.backbone, self.embedding, self.classifier = backbone, embedding, classifier
         self.image_shape = tuple(image_shape)
         self.min_size = min_size
+        self._widths: dict[str, int] = {}
+        self.latent = latent
+
+    @property
+    def latent(self) -> str:
+        """Which tensor ``forward`` returns as the latent: one of :data:`LATENTS`."""
+        return self._latent
+
+    @latent.setter
+    def latent(self, value: str) -> None:
+        self._latent = check_choice("latent", value, LATENTS)
 
     @property
     def latent_dim(self) -> int:
-        return self.classifier.in_features
+        """Width of the latent that ``forward`` returns (for ``"embedding"``, the classifier's
+        input width)."""
+        if self.latent == "embedding":
+            return self.classifier.in_features
+        if self.latent not in self._widths:  # one dry run on a blank image, no state changed
+            was_training = self.training
+            param = next(self.parameters())
+            blank = torch.zeros(1, *self.image_shape, dtype=param.dtype, device=param.device)
+            try:
+                self.eval()
+                with torch.no_grad():
+                    feature_map = self.backbone[:-2](blank)
+                    self._widths["features"] = feature_map[0].numel()
+                    self._widths["pooled"] = self.backbone[-2:](feature_map).shape[1]
+            finally:
+                self.train(was_training)
+        return self._widths[self.latent]
 
     @property
     def num_classes(self) -> int:
@@ -68,8 +127,14 @@ class LatentClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not torch.compiler.is_compiling():
             self.check_input(x)
-        latent = self.embedding(self.backbone(x))
-        return self.classifier(latent), latent
+        if self.latent == "embedding":
+            latent = self.embedding(self.backbone(x))
+            return self.classifier(latent), latent
+        # The same computation, with the feature map kept on the way.
+        feature_map = self.backbone[:-2](x)
+        pooled = self.backbone[-2:](feature_map)
+        logits = self.classifier(self.embedding(pooled))
+        return logits, (pooled if self.latent == "pooled" else feature_map.flatten(1))
 
 
 def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -155,11 +220,14 @@ def resnet18(
 
     net = tv_resnet18(weights=None)
     net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
-    net.maxpool = nn.Identity()
-    net.fc = nn.Identity()  # the backbone now ends in the 512 pooled, flattened features
+    # ResNet.forward up to its fc, as a Sequential under torchvision's names (the state_dict
+    # keys stay torchvision's): it ends in the 512 pooled, flattened features.
+    names = ("conv1", "bn1", "relu", "layer1", "layer2", "layer3", "layer4", "avgpool")
+    backbone = nn.Sequential(OrderedDict([(n, getattr(net, n)) for n in names]))
+    backbone.add_module("flatten", nn.Flatten())
     embedding, width = _embedding(512, latent_dim)
     return LatentClassifier(
-        net,
+        backbone,
         embedding,
         nn.Linear(width, num_classes),
         (in_channels, image_size, image_size),
@@ -170,10 +238,15 @@ def resnet18(
 MODELS = {"small_cnn": SmallCNN, "vgg11_bn": vgg11_bn, "resnet18": resnet18}
 
 
-def build_model(name: str, info, latent_dim: int | None = None) -> LatentClassifier:
+def build_model(
+    name: str, info, latent_dim: int | None = None, latent: str = "embedding"
+) -> LatentClassifier:
     """The model ``name`` (small_cnn, vgg11_bn, resnet18) sized for data set ``info``
     (a :class:`~latentboost_lab.data.DatasetInfo`). ``latent_dim=None`` keeps the model's
-    native width (128 for SmallCNN, 512 for the others)."""
+    native width of the embedding (128 for SmallCNN, 512 for the others). ``latent``: which
+    tensor ``forward`` returns as the latent (see the module docstring); the weights do not
+    depend on it."""
+    check_choice("latent", latent, LATENTS)
     if name not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
     if not (hasattr(info, "image_shape") and hasattr(info, "num_classes")):
@@ -192,4 +265,5 @@ def build_model(name: str, info, latent_dim: int | None = None) -> LatentClassif
             f"model {name!r} needs images of at least {model.min_size}x{model.min_size} pixels; "
             f"{info.name} has {height}x{width}: use model='small_cnn'"
         )
+    model.latent = latent
     return model

@@ -9,6 +9,15 @@ from ._checks import check_choice
 
 LOSSES = ("ce", "magnet", "center", "latentboost")
 
+#: Readings of the paper (issue 13): Latent Boost with all its parts on, read another way. Each
+#: gives the model's ``latent`` (where L_dist acts, see :mod:`latentboost_lab.models`) and options
+#: for ``make_loss``. Combine them with "+": ``features+detached_variance``.
+READINGS = {
+    "features": {"latent": "features"},
+    "pooled": {"latent": "pooled"},
+    "detached_variance": {"variance_gradient": False},
+}
+
 
 def make_loss(
     name: str, *, data=None, lam: float | None = None, latent_dim: int | None = None, **kwargs

@@ -211,13 +211,15 @@ def _papers_setting(results, dataset) -> set[str]:
     """The arms run as the paper ran Latent Boost: all its parts on, λ the paper's best for the
     data set (or left at that default); only these get the paper's delta beside them."""
     from .losses import PAPER_LAMBDA
+    from .recipes import READINGS
 
+    reading_options = {k for options in READINGS.values() for k in options}
     best = PAPER_LAMBDA.get(dataset)
     return {
         a["name"]
         for a in results.config.get("arms", [])
         if a.get("loss") == "latentboost"
-        and not a.get("options")
+        and set(a.get("options") or {}) <= reading_options  # a reading keeps every part on
         and (a.get("lam") is None or a.get("lam") == best)
     }
 

@@ -19,6 +19,16 @@
 
 With alpha = beta = 1, ``variance="shared"`` and ``pca_variance=None``, ``L_dist`` equals
 :class:`~.magnet.MagnetLoss` exactly.
+
+**Does sigma^2 take part in the gradient?** Rippel et al. estimate sigma^2 from the same batch
+and differentiate through it, and so do we by default (``variance_gradient=True``). Then
+``sum_i A_i = sum_i d_{i,k_i} / (2 sigma^2) = (N - 1) / 2`` for every batch (per cluster
+``(n_k - 1) / 2`` with per-cluster variances): a constant. So while all of a cluster's hinges
+are active, ``alpha * A`` contributes no gradient at all, and alpha acts only through which
+hinges are active. With ``variance_gradient=False`` the variance is a detached scale, and
+``alpha * A_i`` pulls each sample towards its cluster mean with a force proportional to alpha:
+the paper's "compact first (alpha), separate later (beta)" becomes a real mechanism. The paper
+does not say which it uses (issue 13; ``tests/test_latent_boost_loss.py`` proves both claims).
 """
 
 from __future__ import annotations
@@ -76,6 +86,8 @@ class LatentBoostLoss(nn.Module):
         eps: floor of the shared variance relative to the batch's mean squared norm (numerical).
         variance_floor: floor of each per-cluster variance relative to the batch's mean squared
             norm (ours).
+        variance_gradient: differentiate through the batch's variances (default, Rippel's
+            form) or treat them as detached scales (see the module docstring).
         seed: seed of the cluster index's k-means.
 
     Call: ``loss(logits, latent, labels, epoch, cluster_ids=None, sample_ids=None) -> scalar``.
@@ -99,6 +111,7 @@ class LatentBoostLoss(nn.Module):
         eps: float = 1e-6,
         variance_floor: float = 1e-3,
         seed: int = 0,
+        variance_gradient: bool = True,
     ):
         super().__init__()
         if not callable(lam):
@@ -115,6 +128,9 @@ class LatentBoostLoss(nn.Module):
         self.variance = check_choice("variance", variance, ("per_cluster", "shared"))
         self.eps = check_in_range("eps", eps, 0.0)
         self.variance_floor = check_in_range("variance_floor", variance_floor, 0.0)
+        if not isinstance(variance_gradient, bool):
+            raise TypeError(f"variance_gradient must be True or False, got {variance_gradient!r}")
+        self.variance_gradient = variance_gradient
         num_clusters = check_int("num_clusters", num_clusters, 1)
         self.index = (
             ClusterIndex(num_clusters, refresh_every, seed=seed) if num_clusters > 1 else None
@@ -177,6 +193,7 @@ class LatentBoostLoss(nn.Module):
                 per_cluster_variance=self.variance == "per_cluster",
                 eps=self.eps,
                 variance_floor=self.variance_floor,
+                variance_gradient=self.variance_gradient,
             )
             hinge = F.relu(alpha * terms.intra + beta * terms.inter + self.margin)
             losses = torch.where(terms.has_impostor, hinge, torch.zeros_like(hinge))

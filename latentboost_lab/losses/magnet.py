@@ -99,6 +99,7 @@ def magnet_terms(
     per_cluster_variance: bool = False,
     eps: float = 1e-6,
     variance_floor: float = 0.0,
+    variance_gradient: bool = True,
 ) -> MagnetTerms:
     """Compute A_i, B_i and the variances for an already validated batch.
 
@@ -107,6 +108,8 @@ def magnet_terms(
     least two members uses ``sigma_k^2 = sum_{i in k} d_ik / (n_k - 1)`` floored at
     ``variance_floor`` times the batch's mean squared norm; a single-member cluster falls back to
     the shared variance (this option is Latent Boost's, see :mod:`.latent_boost`).
+    ``variance_gradient=False`` detaches the variances: they scale the terms but receive no
+    gradient (a reading of Latent Boost, see :mod:`.latent_boost`).
     """
     n = latent.shape[0]
     z = latent - latent.mean(dim=0, keepdim=True)
@@ -134,6 +137,8 @@ def magnet_terms(
     else:
         variance = shared.expand(n_clusters)
 
+    if not variance_gradient:
+        variance = variance.detach()
     two_var = 2.0 * variance
     intra = own / two_var[member]
     impostor = cluster_class[None, :] != labels[:, None]  # (N, C)
