@@ -51,8 +51,9 @@ class TensorData:
         self.device = select_device(device)
         self._splits = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in splits.items()}
         shape = (-1, len(info.mean), 1, 1)
-        self._mean = torch.tensor(info.mean, device=self.device).view(shape)
-        self._std = torch.tensor(info.std, device=self.device).view(shape)
+        # float32 whatever the statistics' type: the models and losses train in float32
+        self._mean = torch.tensor(info.mean, dtype=torch.float32, device=self.device).view(shape)
+        self._std = torch.tensor(info.std, dtype=torch.float32, device=self.device).view(shape)
 
     # -- the splits ------------------------------------------------------------------------
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,8 +199,9 @@ def load_dataset(
             path.stem,
             classes,
             tuple(x.shape[1:]),
-            tuple(scaled.mean(axis=(0, 2)).round(4)),
-            tuple(np.maximum(scaled.std(axis=(0, 2)), 1e-3).round(4)),
+            # plain Python floats: numpy float64 here made every batch float64 (issue 12)
+            tuple(float(v) for v in scaled.mean(axis=(0, 2)).round(4)),
+            tuple(float(v) for v in np.maximum(scaled.std(axis=(0, 2)), 1e-3).round(4)),
             description=f"user data set from {path}",
         )
         source = str(path)
