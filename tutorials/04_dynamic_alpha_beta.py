@@ -39,6 +39,7 @@ except ImportError:  # e.g. on Colab
 
 # %%
 import matplotlib.pyplot as plt
+import torch
 
 from latentboost_lab import SmallCNN, fit, seed_everything
 from latentboost_lab.losses import LatentBoostLoss
@@ -89,6 +90,37 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
+# ## A catch: what α can move depends on where σ² comes from
+# σ² is estimated from the batch itself, $\sigma^2 = \sum_i d_{i,k_i}/(N-1)$, and by default (as in
+# Rippel et al.) the gradient flows through it too. Then $\sum_i A_i = \sum_i d_{i,k_i}/2\sigma^2 = (N-1)/2$
+# for *every* batch: a constant. While all hinges are active, the α term has no gradient at all, so α
+# can act only through which hinges are active. With `variance_gradient=False` σ² is a detached
+# scale, and α·A pulls each latent towards its cluster mean. The paper does not say which it means;
+# on a random batch (per-cluster variances give $\sum_k (n_k-1)/2$ the same way):
+
+# %%
+g = torch.Generator().manual_seed(0)
+toy_labels = torch.arange(64) % 4
+toy_latent = (3 * torch.randn(4, 8, generator=g)[toy_labels] + torch.randn(64, 8, generator=g)
+              ).double()
+for variance_gradient in (True, False):
+    z = toy_latent.clone().requires_grad_(True)
+    # λ = 1, β = 0 and a huge margin: every hinge active, only α·A left
+    probe = LatentBoostLoss(lam=1.0, alpha=1.0, beta=0.0, margin=1e3, pca_variance=None,
+                            variance="shared", variance_gradient=variance_gradient)
+    intra = probe.distance_loss(z, toy_labels, epoch=0)[0] - 1e3  # = A_i
+    probe(torch.zeros(64, 4, dtype=torch.float64), z, toy_labels, 0).backward()
+    print(f"variance_gradient={variance_gradient}: sum of A_i = {intra.sum().item():.4f} "
+          f"((N-1)/2 = {63 / 2}), largest gradient on a latent {z.grad.abs().max().item():.2e}")
+    if variance_gradient:
+        assert abs(intra.sum().item() - 63 / 2) < 1e-9 and z.grad.abs().max() < 1e-12
+    else:
+        assert z.grad.abs().max() > 1e-4
+
+# %% [markdown]
+# The runs below use the default (σ² differentiated), so α's schedule moves them only through the
+# active hinges. The experiment runner compares both readings (`--readings detached_variance`).
+#
 # A QUICK run covers only the first few epochs, where the weights have barely moved: the contrast
 # with fixed weights below is mostly the contrast between β = 0.5 (dynamic, at its start) and β = 1.
 #
@@ -163,7 +195,9 @@ for h in histories.values():
 # %% [markdown]
 # ## Exercises
 # 1. **Faster decay.** Pass `alpha=functools.partial(alpha_schedule, k_alpha=0.5)`: α reaches its floor
-#    after a few epochs. What happens to the intra spread? *Hint: less pull, so spread grows back.*
+#    after a few epochs. What happens to the intra spread, with the default σ² and with
+#    `variance_gradient=False`? *Hint: see "A catch" above: with the default, α pulls only through
+#    the hinges it switches on or off.*
 # 2. **Push only.** `alpha=0.0`: only impostors matter. Does the silhouette still rise?
 # 3. **Reverse the schedules** (α growing, β falling) with `schedules.linear_warmup`. Is "pull first,
 #    push later" better than the opposite on FULL?
