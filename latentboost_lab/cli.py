@@ -2,8 +2,10 @@
 
     latentboost-lab demo                 cross-entropy vs Latent Boost on the embedded digits
     latentboost-lab data                 which data sets are present, and where
+    latentboost-lab data PATH            check your own data (an .npz or an image folder)
     latentboost-lab train --loss ...     one training run, its history written as JSON
     latentboost-lab compare ...          the paper's comparison: arms x seeds, paired tests
+    latentboost-lab ood CHECKPOINT ...   out-of-distribution detection of one trained model
 
 Errors are one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
 """
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from ._checks import non_negative_int, positive_float, positive_int, unit_float
+from ._checks import _float_in, non_negative_int, positive_float, positive_int, unit_float
 
 DEFAULT_EPOCHS = {"digits": 20, "fashion_mnist": 10, "cifar10": 30, "cifar100": 30}
 DOWNLOADABLE = ("fashion_mnist", "cifar10", "cifar100")
@@ -33,18 +35,33 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _dataset_arg(text: str) -> str:
-    """``type=`` of --dataset: a known name, or an .npz file that exists."""
-    from .data import DATASETS
+    """``type=`` of --dataset: a known name, or your own data (an .npz file or an image folder)
+    that loads. Your own data is read once here, so that a bad file or folder is reported (exit
+    status 2, one line) before anything is written: --out is created before the run loads it."""
+    from .data import DATASETS, load_dataset
 
     if text in DATASETS:
         return text
-    if text.endswith(".npz"):
-        if Path(text).is_file():
-            return text
+    path = Path(text)
+    if path.suffix == ".npz" and not path.is_file():
         raise argparse.ArgumentTypeError(f"the .npz file {text} does not exist")
-    raise argparse.ArgumentTypeError(
-        f"expected one of {', '.join(DATASETS)} or the path of an .npz file, got {text!r}"
-    )
+    if path.suffix != ".npz" and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(DATASETS)}, the path of an .npz file or of an image "
+            f"folder, got {text!r}"
+        )
+    try:
+        load_dataset(text, val_size=0, device="cpu")
+    except (ValueError, TypeError, OSError) as err:  # DataFileError is a ValueError
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _npz_out_arg(text: str) -> str:
+    """``type=`` of data --npz: a path ending in .npz (what --dataset reads back)."""
+    if not text.endswith(".npz"):
+        raise argparse.ArgumentTypeError(f"expected a path ending in .npz, got {text!r}")
+    return text
 
 
 def _folder_arg(text: str) -> str:
@@ -85,7 +102,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--dataset",
         type=_dataset_arg,
         default="digits",
-        help="digits (embedded, default), fashion_mnist, cifar10, cifar100, or a path to an .npz",
+        help="digits (embedded, default), fashion_mnist, cifar10, cifar100, or your own data: "
+        "the path of an .npz file or of an image folder (see `latentboost-lab data PATH`)",
     )
     p.add_argument(
         "--root",
@@ -170,9 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser(
         "data",
-        help="show which data sets are available and where they were found",
+        help="show which data sets are available and where; check (and convert) your own",
         description="List the data sets, where each was found (nothing is downloaded unless "
-        "--download is given) and the places searched.",
+        "--download is given) and the places searched. With PATH (your own .npz file or image "
+        "folder): read it and show its classes, splits and image shape, or say what is wrong; "
+        "with --npz, save it (resized and converted as asked) as an .npz to train on.",
+    )
+    data.add_argument(
+        "path",
+        nargs="?",
+        default=None,
+        metavar="PATH",
+        help="your own data to check: an .npz file or an image folder (one sub-folder per class)",
     )
     data.add_argument(
         "--root", type=_folder_arg, default=None, help="an extra folder to search first"
@@ -183,6 +210,34 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DOWNLOADABLE,
         default=None,
         help=f"download this data set with torchvision: {', '.join(DOWNLOADABLE)}",
+    )
+    data.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with PATH: resize every image to N x N pixels",
+    )
+    data.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="with PATH: convert every image to 1 (grayscale) or 3 (RGB) channels",
+    )
+    data.add_argument(
+        "--test-size",
+        type=_float_in(0.0, 1.0, False, False, "a number in (0, 1)"),
+        default=None,
+        help="with PATH, a folder without test/: the share of each class held out for testing "
+        "(default 0.2, fixed seed)",
+    )
+    data.add_argument(
+        "--npz",
+        type=_npz_out_arg,
+        default=None,
+        metavar="OUT",
+        help="with PATH: save the data, as read, to the .npz file OUT (train with --dataset OUT)",
     )
 
     train = sub.add_parser(
@@ -210,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue from the checkpoint PREFIX.pt"
     )
     add_compare_parser(sub)
+    add_ood_parser(sub)
     return parser
 
 
@@ -299,6 +355,21 @@ def add_compare_parser(sub) -> None:
         "is timed apart, as it carries start-up costs) in exactly this setting, and print the "
         "time per epoch, per run and for the runs not yet in --out; nothing is written",
     )
+    compare.add_argument(
+        "--ood",
+        type=_ood_sets_arg,
+        default=None,
+        metavar="SETS",
+        help="after training, score every run out of distribution against these sets with "
+        "every score (issue 16): " + _OOD_SETS_HELP,
+    )
+    compare.add_argument(
+        "--n-ood",
+        type=positive_int,
+        default=None,
+        help="images per OOD set (default: a real set whole, a synthetic one as large as the "
+        "test split)",
+    )
 
 
 def cmd_compare(args) -> int:
@@ -342,6 +413,8 @@ def cmd_compare(args) -> int:
         device=args.device,
         bf16=args.bf16,
         compile=args.compile,
+        ood=args.ood or (),
+        n_ood=args.n_ood,
     )
     if args.estimate:
         estimate = estimate_time(
@@ -353,6 +426,182 @@ def cmd_compare(args) -> int:
     results = run_experiment(config, out, progress=not args.no_progress, command=command)
     print(results.markdown())
     print(f"wrote {out / 'runs.json'}, {out / 'summary.md'} and figures")
+    return 0
+
+
+# --- out-of-distribution detection (issue 16; latentboost_lab.ood) -----------------------------
+
+_OOD_SETS_HELP = (
+    "comma-separated among mnist, fashion_mnist, cifar10 (real; converted to the training "
+    "images' shape), gaussian, uniform, shuffled (synthetic), or the groups noise (gaussian, "
+    "uniform) and synthetic (all three)"
+)
+
+
+def _ood_sets_arg(text: str) -> list[str]:
+    """``type=`` of --ood / --sets: known set names (groups expanded)."""
+    from .ood import parse_ood
+
+    try:
+        return parse_ood(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_ood_parser(sub) -> None:
+    """``latentboost-lab ood``: score one saved checkpoint out of distribution."""
+    from ._checks import comma_list
+
+    ood = sub.add_parser(
+        "ood",
+        help="out-of-distribution detection of one saved checkpoint: AUROC, FPR95 per score",
+        description="Load a checkpoint written by `latentboost-lab train --checkpoint` (its "
+        "best epoch's weights when early stopping kept them), fit every OOD score on the "
+        "training split of --dataset, and score its test split against each OOD set. OOD "
+        "images are converted to the training images' shape and normalised with the training "
+        "set's statistics. Prints AUROC and FPR at 95% TPR per set and score.",
+    )
+    ood.add_argument("checkpoint", help="the .pt file (train --checkpoint writes PREFIX.pt)")
+    ood.add_argument(
+        "--dataset",
+        type=_dataset_arg,
+        default="digits",
+        help="the in-distribution data set the checkpoint was trained on (default digits)",
+    )
+    ood.add_argument(
+        "--sets",
+        type=_ood_sets_arg,
+        default=["gaussian", "uniform", "shuffled"],
+        metavar="SETS",
+        help="the OOD sets (default synthetic): " + _OOD_SETS_HELP,
+    )
+    ood.add_argument(
+        "--model",
+        default=None,
+        choices=["small_cnn", "vgg11_bn", "resnet18"],
+        help="the architecture (default: read from the checkpoint)",
+    )
+    ood.add_argument(
+        "--scores",
+        type=comma_list(str, "score names"),
+        default=None,
+        help="comma-separated among msp, max_logit, energy, mahalanobis, knn, cluster, "
+        "cluster_kN (N >= 2 clusters per class; default: all, with cluster_k4)",
+    )
+    ood.add_argument("--k", type=positive_int, default=50, help="the kNN score's k (default 50)")
+    ood.add_argument("--n-ood", type=positive_int, default=None, help="images per OOD set")
+    ood.add_argument(
+        "--n-train",
+        type=positive_int,
+        default=None,
+        help="stratified subset of the training split to fit the scores on",
+    )
+    ood.add_argument(
+        "--n-test", type=positive_int, default=None, help="stratified subset of the test split"
+    )
+    ood.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the subsets and synthetic sets"
+    )
+    ood.add_argument("--root", type=_folder_arg, default=None, help="folder holding the data")
+    ood.add_argument(
+        "--download", action="store_true", help="let torchvision download missing data"
+    )
+    ood.add_argument("--device", type=_device_arg, default="auto", help="auto, cpu, cuda, mps")
+    ood.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    ood.add_argument("--json", default=None, metavar="PATH", help="also write the metrics here")
+
+
+def _model_from_checkpoint(state: dict, path, data, name: str | None):
+    """The model of a checkpoint, built for ``data`` and loaded with its kept weights."""
+    from .models import MODELS, build_model
+
+    config = state.get("config") or {}
+    saved = config.get("model")
+    names = [name] if name else (["small_cnn"] if saved == "SmallCNN" else list(MODELS))
+    # The weights fit returned: the best epoch's with early stopping, else the last epoch's.
+    best = config.get("patience") is not None and state.get("best_model") is not None
+    weights = state["best_model"] if best else state["model"]
+    errors = []
+    for candidate in names:
+        for latent_dim in dict.fromkeys([config.get("latent_dim"), None]):
+            try:
+                model = build_model(candidate, data.info, latent_dim)
+                model.load_state_dict(weights)
+            except (RuntimeError, ValueError, TypeError) as err:
+                errors.append(f"{candidate}: {str(err).splitlines()[0]}")
+                continue
+            return model, candidate, best
+    raise ValueError(
+        f"checkpoint {path}: its weights fit none of {names} built for {data.info.name} "
+        f"({'; '.join(errors[:2])}); give --model and --dataset as in training"
+    )
+
+
+def cmd_ood(args) -> int:
+    import torch
+
+    from .data import load_dataset
+    from .ood import DEFAULT_SCORES, OODScorer, format_ood_table, load_ood
+    from .training import atomic_write, check_writable_path, load_checkpoint
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.json:
+        check_writable_path("--json", args.json)
+    path = Path(args.checkpoint)
+    if not path.is_file():
+        raise ValueError(f"checkpoint: {path} does not exist (train --checkpoint writes PREFIX.pt)")
+    state = load_checkpoint(path)
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(
+            f"checkpoint {path}: not a checkpoint of `latentboost-lab train --checkpoint` "
+            "(it holds no 'model' weights)"
+        )
+    data = load_dataset(
+        args.dataset,
+        root=args.root,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        seed=args.seed,
+        device=args.device,
+        download=args.download,
+    )
+    trained_on = (state.get("config") or {}).get("dataset")
+    if trained_on and trained_on != data.info.name:
+        raise ValueError(
+            f"--dataset: the checkpoint was trained on {trained_on!r}, not {data.info.name!r}"
+        )
+    model, name, best = _model_from_checkpoint(state, path, data, args.model)
+    model.to(data.device)
+    print(
+        f"{path}: {name} ({'best epoch' if best else 'last epoch'}'s weights), trained on "
+        f"{data.info.name}; fitted on {len(data.y_train)} training images, "
+        f"{len(data.y_test)} test images in distribution"
+    )
+    sets = {
+        s: load_ood(s, data, n=args.n_ood, seed=args.seed, root=args.root, download=args.download)
+        for s in args.sets
+    }
+    for ood_set in sets.values():
+        print(f"  {ood_set!r}")
+    scorer = OODScorer(args.scores or DEFAULT_SCORES, k=args.k, seed=args.seed).fit(model, data)
+    result = scorer.evaluate(sets)
+    print()
+    print(format_ood_table(result, "auroc"))
+    print()
+    print(format_ood_table(result, "fpr95"))
+    if args.json:
+        document = {
+            "checkpoint": str(path),
+            "dataset": data.info.name,
+            "model": name,
+            "n_train": len(data.y_train),
+            "n_test": len(data.y_test),
+            "sets": {s: {"size": len(o), "source": o.source} for s, o in sets.items()},
+            "metrics": result,
+        }
+        atomic_write(args.json, json.dumps(document, indent=1).encode())
+        print(f"\nwrote {args.json}")
     return 0
 
 
@@ -451,6 +700,15 @@ def format_table(rows: list[dict]) -> str:
 def cmd_data(args) -> int:
     from .data import available_datasets, load_dataset, search_dirs
 
+    own = {"--image-size": args.image_size, "--channels": args.channels}
+    own |= {"--test-size": args.test_size, "--npz": args.npz}
+    if args.path is None and any(v is not None for v in own.values()):
+        given = [k for k, v in own.items() if v is not None]
+        raise ValueError(f"{', '.join(given)}: only with PATH (your own data)")
+    if args.path is not None:
+        if args.download or args.root:
+            raise ValueError("PATH excludes --download and --root: check one thing at a time")
+        return _check_own_data(args)
     if args.download:
         data = load_dataset(args.download, root=args.root, download=True)
         print(f"{args.download}: {data!r} from {data.source}")
@@ -463,6 +721,54 @@ def cmd_data(args) -> int:
     print(
         "missing data: `latentboost-lab data --download NAME`, or set LATENTBOOST_DATA to a folder holding it"
     )
+    print("your own data: `latentboost-lab data PATH` checks an .npz file or an image folder")
+    return 0
+
+
+def _check_own_data(args) -> int:
+    """``data PATH``: read the user's data as training would, describe it; with --npz save it."""
+    import io
+
+    import numpy as np
+    import torch
+
+    from .data import load_dataset
+    from .training import atomic_write, check_writable_path
+
+    if args.npz is not None:
+        check_writable_path("--npz", args.npz)  # fail now, not after reading every image
+    data = load_dataset(
+        args.path,
+        val_size=0,
+        device="cpu",
+        image_size=args.image_size,
+        channels=args.channels,
+        test_size=args.test_size,
+    )
+    channels, height, width = data.info.image_shape
+    print(
+        f"{data.info.description}: {data.num_classes} classes, {channels}x{height}x{width} images"
+    )
+    for split in ("train", "test"):
+        counts = torch.bincount(data.split(split)[1], minlength=data.num_classes).tolist()
+        if data.num_classes <= 10:
+            per_class = ", ".join(f"{c} {n}" for c, n in zip(data.classes, counts, strict=True))
+        else:
+            per_class = f"{min(counts)} to {max(counts)} per class"
+        print(f"  {split:5s} {sum(counts):6d} images ({per_class})")
+    if args.npz is None:
+        print(f"train on it: latentboost-lab train --dataset {args.path}")
+        return 0
+    arrays = {}
+    for split in ("train", "test"):
+        x, y = data.split(split)
+        x = x.permute(0, 2, 3, 1).numpy()  # the documented layout: (N, H, W) or (N, H, W, C)
+        arrays[f"x_{split}"] = x[..., 0] if channels == 1 else x
+        arrays[f"y_{split}"] = y.numpy()
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, classes=np.array(data.classes), **arrays)
+    atomic_write(args.npz, buffer.getvalue())
+    print(f"wrote {args.npz}; train on it: latentboost-lab train --dataset {args.npz}")
     return 0
 
 
@@ -489,9 +795,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"demo": cmd_demo, "data": cmd_data, "train": cmd_train, "compare": cmd_compare}[
-            args.command
-        ](args)
+        commands = {"demo": cmd_demo, "data": cmd_data, "train": cmd_train}
+        commands |= {"compare": cmd_compare, "ood": cmd_ood}
+        return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

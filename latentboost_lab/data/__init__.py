@@ -4,8 +4,9 @@ Why this shape (after airbench): a small image data set fits in memory many time
 whole split lives on the device as uint8 and each batch is indexed, augmented and normalised
 there. There is no per-sample Python, PIL or DataLoader worker in the hot loop.
 
-Modules: :mod:`.sources` (where files are found, how they are read), :mod:`.samplers`
-(which indices make a batch), :mod:`.tensordata` (the data set on the device).
+Modules: :mod:`.sources` (where files are found, how they are read), :mod:`.user` (your own
+image folders and Dataset objects), :mod:`.samplers` (which indices make a batch),
+:mod:`.tensordata` (the data set on the device).
 
 ``load_dataset(name)`` returns a :class:`TensorData` with ``train``/``val``/``test`` splits.
 Files are looked for, in order, in: ``root=``; ``$LATENTBOOST_DATA``; the user cache directory
@@ -13,9 +14,16 @@ Files are looked for, in order, in: ``root=``; ``$LATENTBOOST_DATA``; the user c
 ``/usr/share/datasets/fashion-mnist`` (package ``dataset-fashion-mnist``); finally torchvision's
 download into the cache directory. Data directories are only ever read.
 
-A data set of your own: an ``.npz`` with ``x_train, y_train, x_test, y_test`` (uint8 images of
-shape (N, H, W) or (N, H, W, C), integer labels) and ``classes`` (names in label order), passed as
-``load_dataset("path/to/file.npz")``.
+A data set of your own, as the same uint8 TensorData:
+
+- an ``.npz`` with ``x_train, y_train, x_test, y_test`` (uint8 images of shape (N, H, W) or
+  (N, H, W, C), integer labels) and ``classes`` (names in label order):
+  ``load_dataset("path/to/file.npz")``;
+- a folder of images in torchvision's ImageFolder layout (one sub-folder per class; with
+  ``train/`` and ``test/`` or a held-out test split): ``load_dataset("path/to/folder")``;
+- Dataset objects with ``(image, label)`` items: ``from_datasets(train, test)``.
+
+Labels follow :func:`.sources.index_labels`; sizes and channels :mod:`.user`.
 """
 
 from __future__ import annotations
@@ -36,16 +44,19 @@ from .sources import (
     available_datasets,
     cache_dir,
     find_files,
+    index_labels,
     read_idx,
     read_npz,
     search_dirs,
 )
-from .tensordata import Batch, TensorData, load_dataset
+from .tensordata import Batch, TensorData, from_datasets, load_dataset
+from .user import IMAGE_EXTENSIONS, read_datasets, read_image_folder
 
 __all__ = [
     "DATASETS",
     "DEBIAN_FASHION_MNIST",
     "FASHION_MNIST_FILES",
+    "IMAGE_EXTENSIONS",
     "Batch",
     "ClassBalancedSampler",
     "DataFileError",
@@ -57,8 +68,12 @@ __all__ = [
     "available_datasets",
     "cache_dir",
     "find_files",
+    "from_datasets",
+    "index_labels",
     "load_dataset",
+    "read_datasets",
     "read_idx",
+    "read_image_folder",
     "read_npz",
     "search_dirs",
     "stratified_indices",

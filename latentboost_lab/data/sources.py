@@ -184,7 +184,10 @@ def _how_to_get(name: str) -> str:
     ]
     if name == "fashion_mnist":
         lines.append("  - on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist")
-    lines.append("  - or bring an .npz with x_train, y_train, x_test, y_test, classes")
+    lines.append(
+        "  - or bring your own data: an .npz (x_train, y_train, x_test, y_test, classes) or a "
+        "folder of images, one sub-folder per class, passed as the name"
+    )
     lines.append("  - or use the embedded data set that needs no file: name='digits'")
     return "\n".join(lines)
 
@@ -277,17 +280,63 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], tuple[str,
             f"{path}: x_train images {arrays['x_train'].shape[1:]} and x_test images "
             f"{arrays['x_test'].shape[1:]} differ in shape"
         )
-    y_all = np.concatenate([arrays["y_train"], arrays["y_test"]])
-    if names is not None:
-        classes = tuple(str(c) for c in names)
-    else:
-        classes = tuple(str(c) for c in range(int(y_all.max()) + 1))
-    if len(y_all) and (y_all.min() < 0 or y_all.max() >= len(classes)):
-        raise DataFileError(
-            f"{path}: labels must lie in [0, {len(classes) - 1}] "
-            f"(one per class name), got [{y_all.min()}, {y_all.max()}]"
-        )
+    arrays["y_train"], arrays["y_test"], classes = index_labels(
+        str(path), arrays["y_train"], arrays["y_test"], names
+    )
     return arrays, classes
+
+
+def index_labels(
+    where: str,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    classes=None,
+    names: tuple[str, str] = ("y_train", "y_test"),
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The one rule for the labels of a user's data (an .npz, an image folder, Dataset objects).
+
+    With ``classes`` (names in label order): labels must be integers in [0, len(classes)).
+    Without: the distinct training labels, sorted, become the classes, named by their value,
+    and the labels are renumbered 0..K-1 (labels 3, 7, 10 become 0, 1, 2 with the names "3",
+    "7", "10"); a test label that no training image has is an error. Either way every class
+    needs at least one training image (the test split may lack a class) and there must be at
+    least 2 classes. Returns int64 labels and the class names; errors name ``where``.
+    """
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if classes is not None:
+        classes = tuple(str(c) for c in classes)
+        repeated = sorted({c for c in classes if classes.count(c) > 1})
+        if repeated:
+            raise DataFileError(f"{where}: class names must be distinct, got repeats {repeated}")
+        y_all = np.concatenate([y_train, y_test])
+        if len(y_all) and (y_all.min() < 0 or y_all.max() >= len(classes)):
+            raise DataFileError(
+                f"{where}: labels must lie in [0, {len(classes) - 1}] (one per class name), "
+                f"got [{y_all.min()}, {y_all.max()}]"
+            )
+    else:
+        values = np.unique(y_train)
+        unknown = np.setdiff1d(y_test, values)
+        if len(unknown):
+            raise DataFileError(
+                f"{where}: {names[1]} holds labels {unknown[:5].tolist()} that no training image "
+                f"has (a class missing from the training split); the training labels are "
+                f"{values[:10].tolist()}{' ...' if len(values) > 10 else ''}"
+            )
+        classes = tuple(str(v) for v in values)
+        y_train, y_test = np.searchsorted(values, y_train), np.searchsorted(values, y_test)
+    counts = np.bincount(y_train, minlength=len(classes))
+    empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        raise DataFileError(
+            f"{where}: no training image for the classes {empty[:5]}"
+            f"{' ...' if len(empty) > 5 else ''}; every class needs at least one"
+        )
+    if len(classes) < 2:
+        raise DataFileError(
+            f"{where}: a classifier needs at least 2 classes, got {len(classes)} {list(classes)}"
+        )
+    return y_train.astype(np.int64), y_test.astype(np.int64), classes
 
 
 def _to_nchw(x: np.ndarray) -> np.ndarray:

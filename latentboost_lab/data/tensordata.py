@@ -1,4 +1,5 @@
-"""The data set on the device: :class:`TensorData` and :func:`load_dataset`."""
+"""The data set on the device: :class:`TensorData`, :func:`load_dataset` and
+:func:`from_datasets`."""
 
 from __future__ import annotations
 
@@ -14,15 +15,8 @@ import torch
 from .._checks import check_in_range, check_int
 from ..device import select_device
 from .samplers import SequentialSampler, ShuffledSampler, _generator, stratified_indices
-from .sources import (
-    DATASETS,
-    DataFileError,
-    DataNotFoundError,
-    DatasetInfo,
-    _to_nchw,
-    read_npz,
-    read_raw,
-)
+from .sources import DATASETS, DataFileError, DatasetInfo, read_raw
+from .user import read_datasets, read_path, user_info
 
 
 class Batch(NamedTuple):
@@ -156,7 +150,7 @@ def _subset(x, y, n, generator, what):
 
 
 def load_dataset(
-    name: str = "digits",
+    name: str | os.PathLike = "digits",
     *,
     root: str | os.PathLike | None = None,
     n_train: int | None = None,
@@ -165,9 +159,12 @@ def load_dataset(
     seed: int = 0,
     device: str | torch.device | None = "auto",
     download: bool = True,
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    test_size: float | None = None,
 ) -> TensorData:
-    """Load a data set by name (``digits``, ``fashion_mnist``, ``cifar10``, ``cifar100``) or from
-    an ``.npz`` path, as a :class:`TensorData` on ``device``.
+    """Load a data set by name (``digits``, ``fashion_mnist``, ``cifar10``, ``cifar100``), or
+    your own from an ``.npz`` path or an image folder, as a :class:`TensorData` on ``device``.
 
     n_train, n_test: stratified subsets of the official splits (same class balance), drawn
         with ``seed``; None keeps the whole split.
@@ -177,38 +174,26 @@ def load_dataset(
         "cuda", "cuda:1", "mps". The model moves to the same device in ``fit``.
     download: let torchvision download the data into the user cache directory when no copy
         is found (needs internet).
+    image_size, channels, test_size: for your own data only (see :mod:`.user`): resize every
+        image to ``image_size`` (an int or (height, width)); convert every image to 1
+        (grayscale) or 3 (RGB) channels; the share of each class held out as the test split
+        of an image folder without test/ (default 0.2, fixed seed).
     """
     if not isinstance(name, (str, os.PathLike)):
-        raise TypeError(f"name must be a data set name or an .npz path, got {type(name).__name__}")
+        raise TypeError(
+            "name must be a data set name, an .npz path or an image folder, "
+            f"got {type(name).__name__}"
+        )
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a folder path (str or Path) or None, got {root!r}")
     if not isinstance(download, bool):
         raise TypeError(f"download must be True or False, got {download!r}")
     seed = check_int("seed", seed, 0)
-    path = Path(name)
-    if path.suffix == ".npz":
-        if not path.is_file():
-            raise DataNotFoundError(f"name: the .npz file {path} does not exist")
-        arrays, classes = read_npz(path)
-        arrays = {
-            k: (_to_nchw(v) if k[0] == "x" else v.astype(np.int64)) for k, v in arrays.items()
-        }
-        x = arrays["x_train"]
-        scaled = x.reshape(x.shape[0], x.shape[1], -1) / 255.0
-        info = DatasetInfo(
-            path.stem,
-            classes,
-            tuple(x.shape[1:]),
-            # plain Python floats: numpy float64 here made every batch float64 (issue 12)
-            tuple(float(v) for v in scaled.mean(axis=(0, 2)).round(4)),
-            tuple(float(v) for v in np.maximum(scaled.std(axis=(0, 2)), 1e-3).round(4)),
-            description=f"user data set from {path}",
-        )
-        source = str(path)
-    else:
-        if name not in DATASETS:
+    if isinstance(name, str) and name in DATASETS:
+        if (image_size, channels, test_size) != (None, None, None):
             raise ValueError(
-                f"name must be one of {sorted(DATASETS)} or a path to an .npz file, got {name!r}"
+                "image_size, channels and test_size apply to your own data (an .npz file or an "
+                f"image folder), not to the built-in {name!r}"
             )
         arrays, classes, source = read_raw(name, root, download)
         info = replace(DATASETS[name], classes=tuple(classes))
@@ -217,6 +202,72 @@ def load_dataset(
                 f"{source}: images of shape {arrays['x_train'].shape[1:]}, "
                 f"expected {info.image_shape} for {name}"
             )
+    else:
+        path = Path(name)
+        if path.suffix != ".npz" and not path.is_dir():
+            what = "a file that is not an .npz" if path.exists() else "no such file or folder"
+            raise ValueError(
+                f"name must be one of {sorted(DATASETS)}, the path of an .npz file or of an "
+                f"image folder, got {str(name)!r} ({what})"
+            )
+        arrays, classes = read_path(
+            path, image_size=image_size, channels=channels, test_size=test_size
+        )
+        kind = "image folder" if path.is_dir() else ".npz file"
+        source = str(path)
+        info = user_info(
+            path.stem or path.resolve().name, arrays["x_train"], classes, f"{kind} {path}"
+        )
+    return _on_device(arrays, info, source, n_train, n_test, val_size, seed, device)
+
+
+def from_datasets(
+    train,
+    test=None,
+    *,
+    classes=None,
+    name: str = "my_data",
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    test_size: float | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    val_size: float | int = 0.1,
+    seed: int = 0,
+    device: str | torch.device | None = "auto",
+) -> TensorData:
+    """Your own data from Dataset objects (e.g. torchvision's), as a :class:`TensorData` on
+    ``device``, like :func:`load_dataset`'s.
+
+    train, test: indexable, with ``len()``, items ``(image, label)``: a PIL image, a uint8
+        numpy array (H, W) or (H, W, C), or a tensor (C, H, W) uint8 or float in [0, 1] (see
+        :mod:`.user`). test None holds ``test_size`` of each class (default 0.2) out of train,
+        with a fixed seed.
+    classes: the class names in label order; default ``train.classes`` where it exists, else
+        the distinct labels (renumbered 0..K-1, see :func:`.sources.index_labels`).
+    name: the data set's name in ``info`` (and so in histories and reports).
+    image_size, channels: resize and convert every image (see :func:`load_dataset`).
+    n_train, n_test, val_size, seed, device: as in :func:`load_dataset`.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    seed = check_int("seed", seed, 0)
+    arrays, classes = read_datasets(
+        train,
+        test,
+        classes=classes,
+        image_size=image_size,
+        channels=channels,
+        test_size=test_size,
+    )
+    source = f"{type(train).__name__} objects"
+    info = user_info(name, arrays["x_train"], classes, f"from {source}")
+    return _on_device(arrays, info, source, n_train, n_test, val_size, seed, device)
+
+
+def _on_device(arrays, info, source, n_train, n_test, val_size, seed, device) -> TensorData:
+    """The subsets, the validation split and the tensors on the device, the same for every
+    kind of data."""
     g = torch.Generator().manual_seed(int(seed))
     x_train, y_train = _subset(arrays["x_train"], arrays["y_train"], n_train, g, "n_train")
     x_test, y_test = _subset(arrays["x_test"], arrays["y_test"], n_test, g, "n_test")
