@@ -1,11 +1,14 @@
 """Your own data trains like the built-in sets (issue 12): an .npz file, an image folder and
-Dataset objects, through the Python API and the command line; what is accepted, and what is
-an error (naming the file and the problem, with nothing written)."""
+Dataset objects, through the Python API and the command line; what is accepted, what is an
+error (naming the file and the problem, with nothing written); and the README's and the course
+guide's examples, run on files made here."""
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +20,8 @@ from latentboost_lab.cli import main
 from latentboost_lab.data import DataFileError, cache_dir, from_datasets
 from latentboost_lab.metrics import embed
 from latentboost_lab.recipes import make_loss
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -455,3 +460,40 @@ def test_real_digits_npz_trains_through_the_command_line(data_root, tmp_path):
     assert main(argv) == 0
     record = json.loads((tmp_path / "r.json").read_text())["epochs"][0]
     assert np.isfinite(record["train_loss"]) and 0 <= record["test_acc"] <= 1
+
+
+# -- the documented examples run, on files made here ------------------------------------------
+
+
+def _section(markdown: str, title: str) -> str:
+    start = markdown.index(f"## {title}")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start : end if end > 0 else None]
+
+
+def _blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def _my_photos(folder):
+    """The folder the examples name: photos of two sizes and kinds (JPEG and PNG)."""
+    make_folder(folder, {"cat": 10, "dog": 10}, size=(40, 30), ext=".jpg")
+    save_image(folder / "dog" / "small.png", size=(24, 24))
+    save_image(folder / "cat" / "gray.png", size=(24, 24), channels=1)
+
+
+@pytest.mark.parametrize("guide", ["README.md", "tutorials/README.md"])
+def test_the_documented_examples_run(tmp_path, monkeypatch, capsys, guide):
+    section = _section((ROOT / guide).read_text(), "Bring your own data")
+    python, commands = _blocks(section, "python"), _blocks(section, "bash")
+    assert python
+    _my_photos(tmp_path / "my_photos")
+    monkeypatch.chdir(tmp_path)
+    for code in python:
+        exec(compile(code, guide, "exec"), {})
+    for block in commands:
+        for line in block.strip().splitlines():
+            argv = shlex.split(line, comments=True)
+            assert argv[0] == "latentboost-lab" and main(argv[1:]) == 0, line
+    printed = capsys.readouterr().out
+    assert "('cat', 'dog')" in printed
