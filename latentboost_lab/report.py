@@ -6,7 +6,8 @@ seed), so the seed-to-seed spread cancels out. With n seeds, the difference ``d`
 mean ``d̄``, standard deviation ``s``, ``t = d̄ / (s / √n)`` with n-1 degrees of freedom, a
 two-sided p-value and the 95% interval ``d̄ ± t₀.₉₇₅ · s / √n``. The verdict says "better" or
 "worse" only when p < 0.05; with 3 seeds only large, consistent differences pass, which is the
-point: a +0.3 with a std of 0.5 is "no significant difference".
+point: a +0.3 with a std of 0.5 is "no significant difference" (not shown; which is not the same as
+shown to be equal). Over fewer than 3 seeds the verdict is "inconclusive (n < 3)".
 
 Micro-F1 equals accuracy for single-label classification (every sample has exactly one true
 and one predicted class); it is reported because the paper reports it.
@@ -94,10 +95,18 @@ def paired_test(a, b) -> dict:
     return {**result, "std_diff": sd, "ci95": ci, "t": t, "p": p}
 
 
+#: Paired differences over fewer seeds than this get no verdict but "inconclusive": with 2 seeds
+#: the t quantile is 12.7 and a single lucky or unlucky seed decides everything.
+MIN_SEEDS_FOR_VERDICT = 3
+
+
 def verdict(test: dict, larger_is_better: bool | None, alpha: float = 0.05) -> str:
-    """ "better", "worse", "no significant difference" or "too few seeds"."""
-    if test["n"] < 2 or larger_is_better is None:
-        return "too few seeds" if test["n"] < 2 else ""
+    """ "better", "worse", "no significant difference" (not shown, which is not the same as
+    shown to be equal) or "inconclusive (n < 3)" over fewer than 3 seeds."""
+    if larger_is_better is None:
+        return ""
+    if test["n"] < MIN_SEEDS_FOR_VERDICT:
+        return f"inconclusive (n < {MIN_SEEDS_FOR_VERDICT})"
     if not (test["p"] <= alpha) or test["mean_diff"] == 0:
         return "no significant difference"
     return "better" if (test["mean_diff"] > 0) == larger_is_better else "worse"
@@ -398,7 +407,15 @@ def figures(results, reference: str = "ce", *, summary: dict | None = None) -> d
         out["lambda_sweep"] = fig
 
     curves = {}
+    # An arm with its PCA off records the latent's width as pca_k: no curve for it here.
+    no_pca = {
+        a["name"]
+        for a in results.config.get("arms", [])
+        if "pca_variance" in (a.get("options") or {}) and a["options"]["pca_variance"] is None
+    }
     for run in results.runs.values():
+        if run["arm"] in no_pca:
+            continue
         k = [e.get("pca_k") for e in run["history"]["epochs"]]
         if k and all(v is not None for v in k):
             curves.setdefault(run["arm"], []).append(k)

@@ -266,7 +266,9 @@ def test_verdict_needs_significance():
     assert verdict(small_noisy, True) == "no significant difference"
     clear = paired_test([0.90, 0.91, 0.92], [0.80, 0.805, 0.81])
     assert verdict(clear, True) == "better" and verdict(clear, False) == "worse"
-    assert verdict(paired_test([1.0], [0.0]), True) == "too few seeds"
+    assert verdict(paired_test([1.0], [0.0]), True) == "inconclusive (n < 3)"
+    # two seeds, both far worse: still no verdict (a t quantile of 12.7 decides nothing)
+    assert verdict(paired_test([0.50, 0.52], [0.70, 0.69]), True) == "inconclusive (n < 3)"
 
 
 def fake_run(arm, seed, val_accs, acc, silhouette, monitor="val_acc", pca_k=None):
