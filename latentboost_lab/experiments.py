@@ -183,6 +183,11 @@ class ExperimentConfig:
     bf16: bool = False
     compile: bool = False
     pca_variance: float = 0.95  # the share kept by the PCA of the *test* latents in the report
+    # Out-of-distribution sets scored after training (latentboost_lab.ood, issue 16): names as
+    # parse_ood takes them ("mnist,noise"), and the size of each (None: a real set whole, a
+    # synthetic one as large as the test split). Empty: no OOD evaluation.
+    ood: Sequence[str] = ()
+    n_ood: int | None = None
 
     def __post_init__(self):
         self.arms = list(self.arms)
@@ -203,10 +208,20 @@ class ExperimentConfig:
         check_in_range("pca_variance", self.pca_variance, 0.0, 1.0, low_inclusive=False)
         if self.patience is not None:
             check_int("patience", self.patience, 1)
+        if self.ood:
+            from .ood import parse_ood
+
+            self.ood = parse_ood(list(self.ood) if not isinstance(self.ood, str) else self.ood)
+        else:
+            self.ood = []
+        if self.n_ood is not None:
+            check_int("n_ood", self.n_ood, 1)
 
     def fixed(self) -> dict:
         """The settings every run shares: a resumed experiment must have the same."""
         skip = {"arms", "seeds", "root", "download", "device"}
+        if not self.ood:  # runs.json written before the OOD options existed stay equal
+            skip |= {"ood", "n_ood"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def to_dict(self) -> dict:
@@ -452,6 +467,28 @@ def _load_data(config: ExperimentConfig, seed: int):
     )
 
 
+def _load_ood_sets(config: ExperimentConfig, data, seed: int) -> dict:
+    """One seed's OOD sets (:func:`latentboost_lab.ood.load_ood`; the synthetic ones and any
+    subsets drawn with that seed), in the data's image shape; {} without ``config.ood``."""
+    from .ood import load_ood
+
+    return {
+        name: load_ood(
+            name, data, n=config.n_ood, seed=seed, root=config.root, download=config.download
+        )
+        for name in config.ood
+    }
+
+
+def _ood_metrics(model, data, ood_sets: dict) -> dict:
+    """``{set: {score: {auroc, aupr_in, aupr_out, fpr95}}}`` of one trained run: every default
+    score of :class:`latentboost_lab.ood.OODScorer`, fitted on the training split, the test
+    split against each OOD set (in the classifier's input space, as the test metrics)."""
+    from .ood import OODScorer
+
+    return OODScorer().fit(model, data).evaluate(ood_sets)
+
+
 def _build_run(config: ExperimentConfig, arm: Arm, data, seed: int):
     """The model and loss of one run; the model is built right after seeding, so every arm of a
     seed starts from the same weights."""
@@ -509,13 +546,14 @@ def run_experiment(
 
     todo = [(seed, arm) for seed in config.seeds for arm in config.arms]
     todo = [(seed, arm) for seed, arm in todo if run_key(arm, seed) not in results.runs]
-    data, data_seed = None, None  # one seed's data at a time
+    data, data_seed, ood_sets = None, None, {}  # one seed's data at a time
     bar = tqdm(todo, desc="runs", disable=not progress)
     for seed, arm in bar:
         key = run_key(arm, seed)
         bar.set_postfix_str(key)
         if seed != data_seed:
             data, data_seed = _load_data(config, seed), seed
+            ood_sets = _load_ood_sets(config, data, seed)
         model, loss = _build_run(config, arm, data, seed)
         checkpoint = checkpoints / f"{arm.name}_seed{seed}.pt".replace("/", "_")
         started = time.perf_counter()
@@ -541,6 +579,8 @@ def run_experiment(
             "test": _test_metrics(model, data, loss, config.pca_variance, arm.classifier),
             "seconds": time.perf_counter() - started,  # this session's share when resumed
         }
+        if ood_sets:  # out-of-distribution detection (issue 16): after the test metrics
+            results.runs[key]["ood"] = _ood_metrics(model, data, ood_sets)
         results.save()
         checkpoint.unlink(missing_ok=True)
     bar.close()
@@ -604,6 +644,7 @@ def estimate_time(
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     started = time.perf_counter()
     data = _load_data(config, seed)
+    ood_sets = _load_ood_sets(config, data, seed)
     data_seconds = time.perf_counter() - started
     n_train = _split_size(data, "train")
     rows = []
@@ -634,6 +675,8 @@ def estimate_time(
             overhead = max(epoch_seconds - _later_median(history, "seconds"), 0.0)
             started = time.perf_counter()
             _test_metrics(model, data, loss, config.pca_variance, arm.classifier)
+            if ood_sets:
+                _ood_metrics(model, data, ood_sets)
             test_seconds = time.perf_counter() - started
             run_seconds = (
                 build_seconds

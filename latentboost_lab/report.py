@@ -196,7 +196,56 @@ def summarise(results, reference: str = "ce") -> dict:
                     entry["vs_reference"][k] = test
         arms[name] = entry
     fixed = results.config.get("fixed", {})
-    return {"reference": reference, "dataset": fixed.get("dataset"), "arms": arms}
+    summary = {"reference": reference, "dataset": fixed.get("dataset"), "arms": arms}
+    ood = _summarise_ood(by_arm, list(values), reference)
+    if ood:  # only runs evaluated out of distribution (issue 16) have these
+        summary["ood"] = ood
+    return summary
+
+
+def _summarise_ood(by_arm: dict, arms: list[str], reference: str) -> dict:
+    """``{set: {arm: {score: {metric: stats, ..., "vs_reference": {metric: test}}}}}`` over the
+    runs that stored OOD metrics (``run["ood"]``); the paired tests as for the test metrics."""
+    from .ood import METRICS
+
+    out: dict = {}
+    sets = dict.fromkeys(
+        s for per in by_arm.values() for r in per.values() for s in r.get("ood", {})
+    )
+    for ood_set in sets:
+        per_arm = {}
+        for name in arms:
+            runs = {
+                seed: r["ood"][ood_set]
+                for seed, r in by_arm[name].items()
+                if ood_set in r.get("ood", {})
+            }
+            ref = {
+                seed: r["ood"][ood_set]
+                for seed, r in by_arm.get(reference, {}).items()
+                if ood_set in r.get("ood", {})
+            }
+            scores = dict.fromkeys(s for v in runs.values() for s in v)
+            entry = {}
+            for score in scores:
+                cell = {
+                    m: _stats([v[score][m] for v in runs.values() if score in v]) for m in METRICS
+                }
+                cell["seeds"] = sorted(seed for seed, v in runs.items() if score in v)
+                shared = [s for s in cell["seeds"] if score in ref.get(s, {})]
+                if ref and name != reference and shared:
+                    cell["vs_reference"] = {}
+                    for m, larger in METRICS.items():
+                        test = paired_test(
+                            [runs[s][score][m] for s in shared], [ref[s][score][m] for s in shared]
+                        )
+                        test["verdict"] = verdict(test, larger)
+                        cell["vs_reference"][m] = test
+                entry[score] = cell
+            if entry:
+                per_arm[name] = entry
+        out[ood_set] = per_arm
+    return out
 
 
 def _fmt(stats: dict | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -328,7 +377,61 @@ def markdown(results, reference: str = "ce", *, summary: dict | None = None) -> 
         "are computed on the test latents (raw, and projected on the principal components "
         f"keeping {fixed.get('pca_variance', 0.95):g} of their variance).",
     ]
+    if summary.get("ood"):
+        lines += _ood_markdown(summary, fixed)
     return "\n".join(lines) + "\n"
+
+
+def _ood_markdown(summary: dict, fixed: dict) -> list[str]:
+    """The OOD tables of :func:`markdown`: per OOD set, AUROC and FPR95 per arm and score
+    (mean ± std over seeds), and the paired Δ AUROC against the reference."""
+    reference, dataset = summary["reference"], summary["dataset"]
+    n_ood = fixed.get("n_ood")
+    lines = [
+        "",
+        "## Out-of-distribution detection",
+        "",
+        f"The test split of {dataset} (in-distribution, positive) against each OOD set "
+        f"({'whole real sets, synthetic ones as large as the test split' if n_ood is None else f'{n_ood} images each'}), "
+        f"normalised with {dataset}'s statistics; every score is taken at the classifier's input "
+        "(the embedding) and fitted on the training split (`latentboost_lab.ood`). Higher "
+        "scores mean more in-distribution. Magnet trains the latent only: its logit scores "
+        "(msp, max_logit, energy) read an untrained head.",
+    ]
+    for ood_set, per_arm in summary["ood"].items():
+        scores = list(dict.fromkeys(s for entry in per_arm.values() for s in entry))
+        head = ["| arm | " + " | ".join(scores) + " |", "|---|" + "---:|" * len(scores)]
+        compared = {
+            n: e for n, e in per_arm.items() if any("vs_reference" in c for c in e.values())
+        }
+        lines += ["", f"### {dataset} vs {ood_set}", "", "AUROC (%), mean ± std over seeds:", ""]
+        lines += head + [_ood_row(n, e, scores, "auroc") for n, e in per_arm.items()]
+        if compared:
+            lines += [
+                "",
+                f"Δ AUROC against `{reference}` (points; paired over seeds; p; verdict):",
+                "",
+            ]
+            lines += head + [_ood_row(n, e, scores, "delta") for n, e in compared.items()]
+        lines += ["", "FPR at 95% TPR (%, lower is better), mean ± std over seeds:", ""]
+        lines += head + [_ood_row(n, e, scores, "fpr95") for n, e in per_arm.items()]
+    return lines
+
+
+def _ood_row(name: str, entry: dict, scores: list[str], what: str) -> str:
+    """One arm's row of an OOD table: ``what`` is a metric (mean ± std, in %) or ``"delta"``
+    (the paired Δ AUROC against the reference, in points, with p and the verdict)."""
+    cells = []
+    for score in scores:
+        cell = entry.get(score)
+        if what != "delta":
+            cells.append(_fmt(cell and cell[what], 100))
+            continue
+        test = (cell or {}).get("vs_reference", {}).get("auroc")
+        cells.append(
+            f"{test['mean_diff'] * 100:+.2f} (p {_fmt_p(test)}, {test['verdict']})" if test else "–"
+        )
+    return f"| {name} | " + " | ".join(cells) + " |"
 
 
 def write_report(results, reference: str = "ce") -> list[Path]:
