@@ -327,6 +327,12 @@ def _mixed_sizes(root):
     return root, "wide.png", r"images differ in size: .*000.png is 12x12, .*wide.png is 12x30"
 
 
+def _sixteen_bit(root):
+    make_folder(root, {"cat": 3, "dog": 3}, channels=1)
+    Image.fromarray(np.full((12, 12), 4000, dtype=np.uint16)).save(root / "dog" / "deep.png")
+    return root, "deep.png", "a I;16 image .*only 8-bit images are read"
+
+
 def _no_class_folders(root):
     root.mkdir()
     save_image(root / "loose.png")
@@ -373,6 +379,7 @@ BAD = [
     _cut_short,
     _mixed_channels,
     _mixed_sizes,
+    _sixteen_bit,
     _no_class_folders,
     _one_class,
     _test_class_not_in_train,

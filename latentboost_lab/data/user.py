@@ -43,8 +43,11 @@ from .sources import DataFileError, DataNotFoundError, DatasetInfo, _to_nchw, in
 #: torchvision's ``IMG_EXTENSIONS``: the files an image folder is read from.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DEFAULT_TEST_SIZE = 0.2
-# PIL modes with one channel of grey; every other mode (RGB, RGBA, P, CMYK, ...) is colour.
-_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+# PIL modes with one channel of grey; every other 8-bit mode (RGB, RGBA, P, CMYK, ...) is colour.
+_GRAY_MODES = frozenset({"1", "L", "LA"})
+# 16- and 32-bit modes: PIL's conversion to 8 bits clips them (4000 becomes 255), so they are
+# refused rather than silently saturated.
+_DEEP_MODES = ("I", "F", "I;16")
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,8 +131,13 @@ class _Uniform:
             )
 
 
-def _kind(image) -> int:
-    """1 for a grayscale PIL image, 3 for a colour one."""
+def _kind(image, name: str) -> int:
+    """1 for a grayscale PIL image, 3 for a colour one; an error for more than 8 bits."""
+    if image.mode.startswith(_DEEP_MODES):
+        raise DataFileError(
+            f"{name}: a {image.mode} image (16 or 32 bits per pixel); only 8-bit images are "
+            "read (PIL would clip the values): convert it to 8 bits first"
+        )
     return 1 if image.mode in _GRAY_MODES else 3
 
 
@@ -290,7 +298,7 @@ def read_image_folder(
     for split_files in files.values():
         for path, _ in split_files:
             with _open(path) as image:
-                uniform.check(str(path), _kind(image), (image.height, image.width))
+                uniform.check(str(path), _kind(image, str(path)), (image.height, image.width))
     arrays = {}
     for split, split_files in files.items():
         x = np.empty((len(split_files), uniform.channels, *uniform.size), dtype=np.uint8)
@@ -422,7 +430,7 @@ def read_datasets(
                     f"{name}: items must be pairs (image, label), got {type(item).__name__}"
                 )
             image = _item_image(item[0], name)
-            uniform.check(name, _kind(image), (image.height, image.width))
+            uniform.check(name, _kind(image, name), (image.height, image.width))
             images.append(_conform(image, uniform.channels, uniform.size))
             labels.append(_item_label(item[1], name))
         arrays[f"x_{split}"] = np.stack(images)
