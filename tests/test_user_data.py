@@ -435,12 +435,16 @@ def test_bad_dataset_objects_are_named(train, kwargs, error, problem):
 # -- the command line: a folder as --dataset, `data PATH` checks and converts ----------------
 
 
-def test_command_line_checks_converts_and_trains_a_folder(tmp_path, capsys):
+def test_command_line_checks_trains_and_converts_a_folder(tmp_path, capsys):
     root = make_folder(tmp_path / "pets", {"cat": 6, "dog": 6}, size=(10, 10))
     assert main(["data", str(root)]) == 0
     out = capsys.readouterr().out
     assert "image folder" in out and "2 classes, 3x10x10 images" in out
     assert "train     10 images (cat 5, dog 5)" in out and "test       2 images" in out
+    prefix = tmp_path / "runs" / "r"
+    argv = ["train", "--dataset", str(root), "--epochs", "1", "--no-progress", "--out", str(prefix)]
+    assert main([*argv, "--device", "cpu", "--latent-dim", "8"]) == 0
+    assert len(json.loads(prefix.with_suffix(".json").read_text())["epochs"]) == 1
     save_image(root / "dog" / "gray.png", size=(14, 9), channels=1)
     npz = tmp_path / "pets.npz"
     argv = ["data", str(root), "--image-size", "8", "--channels", "1", "--npz", str(npz)]
@@ -449,9 +453,6 @@ def test_command_line_checks_converts_and_trains_a_folder(tmp_path, capsys):
     direct = load_dataset(root, device="cpu", val_size=0, image_size=8, channels=1)
     assert back.classes == ("cat", "dog") and torch.equal(back.x_test, direct.x_test)
     assert torch.equal(back.x_train, direct.x_train)
-    prefix = tmp_path / "runs" / "r"
-    argv = ["train", "--dataset", str(npz), "--epochs", "1", "--no-progress", "--out", str(prefix)]
-    assert main([*argv, "--device", "cpu", "--latent-dim", "8"]) == 0
     assert main(["data", "--npz", str(npz)]) == 1
     assert "--npz: only with PATH" in capsys.readouterr().err
 
