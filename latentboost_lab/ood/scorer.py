@@ -85,11 +85,11 @@ class OODScorer:
     (``8 C K d`` bytes), and references to the model and the data (no copies).
 
     Memory, measured as the peak resident memory a call adds on the CPU (one thread, fresh
-    process; ``python tests/_memory_probe.py ood 60000``: a 60,000 x 128 float32 latent bank
-    with 10 classes, 10,000 query latents, every default score): ``fit_latents`` about 100 MiB
-    and ``score_latents`` about 80 MiB (of which the kNN block is at most ``block_bytes``, 64
-    MiB); the figures measured last are in ``tests/test_ood_scores.py``. The kNN bank of
-    the whole Fashion-MNIST training split with SmallCNN's 128-wide latent is 29 MiB.
+    process; ``python benchmarks/bench_ood_knn.py --threads 1``: a 60,000 x 128 float32 bank of
+    training latents with 10 classes, 10,000 query latents, every default score):
+    ``fit_latents`` 142 MiB (3.2 s) and ``score_latents`` 42 MiB (20.7 s, most of it the kNN
+    search; the machine was at load average 7), ``benchmarks/results/bench_ood_knn.md``. The kNN
+    bank of the whole Fashion-MNIST training split with SmallCNN's 128-wide latent is 29 MiB.
     """
 
     def __init__(
@@ -236,7 +236,7 @@ class OODScorer:
             raise RuntimeError(
                 "OODScorer.score: fitted on latents only; use score_latents, or fit(model, data)"
             )
-        latent, logits = self._embed_images(images)
+        latent, logits = self.embed_images(images)
         return self.score_latents(latent, logits)
 
     def score_split(self, split: str = "test") -> dict[str, torch.Tensor]:
@@ -277,7 +277,9 @@ class OODScorer:
             raise ValueError(f"data: its {split} split is empty")
         return latent, labels, logits
 
-    def _embed_images(self, images):
+    def embed_images(self, images) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(latent, logits)`` of uint8 images with the fitted model (its embedding; the
+        images normalised with the fitted data's statistics), after the shape checks."""
         from ..data import TensorData
         from ..metrics import embed
 
