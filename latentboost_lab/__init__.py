@@ -5,7 +5,7 @@ Latent Boost (Geissler, Zhou, Liu, Lukowicz, arXiv 2412.08515) trains a classifi
 on the latent space, the input of the last linear layer.
 
 The pieces, each a small module:
-    data       load_dataset, TensorData, samplers (whole data set on the device)
+    data       load_dataset, from_datasets, TensorData, samplers (whole data set on the device)
     models     SmallCNN, vgg11_bn, resnet18: forward(x) -> (logits, latent)
     losses     MagnetLoss, LatentBoostLoss, CenterLoss
     schedules  the α/β/λ schedules of Latent Boost
@@ -14,7 +14,7 @@ The pieces, each a small module:
     plots      latent-space, silhouette, confusion and history plots
 """
 
-from .data import ClassBalancedSampler, ShuffledSampler, TensorData, load_dataset
+from .data import ClassBalancedSampler, ShuffledSampler, TensorData, from_datasets, load_dataset
 from .device import seed_everything, select_device
 from .models import SmallCNN, build_model, resnet18, vgg11_bn
 from .training import CrossEntropyLoss, History, evaluate, fit
@@ -31,6 +31,7 @@ __all__ = [
     "build_model",
     "evaluate",
     "fit",
+    "from_datasets",
     "load_dataset",
     "resnet18",
     "seed_everything",

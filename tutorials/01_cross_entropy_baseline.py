@@ -130,8 +130,9 @@ plt.show()
 #
 # ## What the latent space looks like
 # Two views of the 128-dimensional test latents, one colour per class. **PCA** is linear: the two
-# axes of largest variance; distances are faithful but much structure is hidden in the other
-# 126 dimensions. **t-SNE** keeps neighbourhoods: good for seeing which points sit together, but the
+# axes of largest variance; a projection can only shorten distances (never lengthen them), so
+# points that look apart are apart, but points that look close may be far apart in the other 126
+# dimensions, where much of the structure is hidden. **t-SNE** keeps neighbourhoods: good for seeing which points sit together, but the
 # distances between far clusters and the cluster sizes mean little.
 
 # %%
@@ -190,6 +191,9 @@ assert 0.0 < silhouette < 0.8, silhouette
 # ## Summary
 # - The latent space is the input of the last linear layer; `fit` and `embed` give you the model and
 #   its latents in two calls.
-# - Cross-entropy reaches a good accuracy quickly, and its classes are separable but spread out: a
-#   positive but modest silhouette.
+# - After a few QUICK epochs on a small subset, cross-entropy's accuracy (printed above) is far
+#   above chance but not yet good: logistic regression on the raw pixels of the whole training set
+#   scores about 84% in the data set's own benchmark (Xiao et al., 2017), and the committed runs
+#   (`results/`) reach 87-88% with more data and epochs. Its classes are
+#   separable but spread out: a positive but modest silhouette.
 # - Next, in `02_magnet_loss`, we write a loss that acts on the latent space itself.

@@ -25,6 +25,7 @@
 #   variance, the intra-cluster term, the impostor term and the margin;
 # - why the loss must divide by $2\sigma^2$ (and not by $2\sigma^4$, as some public ports do):
 #   scale invariance, shown numerically;
+# - Latent Boost's first change to Magnet: one variance per cluster, by hand against the library;
 # - training a CNN with the Magnet method, and classifying with the nearest-cluster rule.
 #
 # *The outputs stored in this notebook were produced with the QUICK setting on a 2-core CPU.*
@@ -39,11 +40,13 @@ except ImportError:  # e.g. on Colab
     )
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import torch
 
 from latentboost_lab import SmallCNN, fit, seed_everything
-from latentboost_lab.losses import MagnetLoss
+from latentboost_lab.losses import LatentBoostLoss, MagnetLoss
 from latentboost_lab.metrics import embed, silhouette_score
 from latentboost_lab.plots import plot_latent_2d
 from latentboost_lab.recipes import make_loss
@@ -75,9 +78,12 @@ print("QUICK" if QUICK else "FULL", CONFIG)
 # \underbrace{\log\sum_{k \ne y_i} e^{-d_{ik}/2\sigma^2}}_{\text{push from impostors}}\Big]_+ ,
 # \qquad L = \frac1N\sum_i \ell_i .$$
 #
-# This is $-\log\frac{e^{-d_{i,y_i}/2\sigma^2 - m}}{\sum_{k\ne y_i} e^{-d_{ik}/2\sigma^2}}$ under a hinge:
-# a sample is happy (loss 0) once its own mean is closer than every **impostor** cluster (a
-# cluster of another class) by a **margin** $m$, measured in units of the batch's variance.
+# This is $-\log\frac{e^{-d_{i,y_i}/2\sigma^2 - m}}{\sum_{k\ne y_i} e^{-d_{ik}/2\sigma^2}}$ under a hinge.
+# A sample is happy (loss 0) once $d_{i,y_i}/2\sigma^2 + m \le -\log\sum_{k\ne y_i} e^{-d_{ik}/2\sigma^2}$: its
+# own mean must beat the **log-sum-exp over all impostor clusters** (clusters of another class) by a
+# **margin** $m$, in units of the batch's variance. That is stricter than beating the *nearest*
+# impostor by $m$: the log-sum-exp lies between the nearest impostor's term and that term plus
+# $\log(\text{number of impostor clusters})$, so with 9 impostor classes up to $\log 9 \approx 2.2$ more.
 #
 # ## Step by step on a toy batch
 # Six points in 2-D, three classes.
@@ -122,8 +128,12 @@ assert torch.allclose(by_hand, library, atol=1e-5)
 # Multiply every latent by $c$: distances grow by $c^2$ and so does $\sigma^2$, so $d/2\sigma^2$ and
 # the whole loss are unchanged. The network cannot lower the loss by just inflating or shrinking
 # its latent space; it has to move points *relative* to each other. Some public ports divide by
-# $2\sigma^4$ (squaring the variance twice); then $d/2\sigma^4$ scales like $1/c^2$, and the loss can be
-# driven down by scaling the latent up. Here is the wrong variant, written out only to show it.
+# $2\sigma^4$ (squaring the variance); then $d/2\sigma^4$ scales like $1/c^2$ and the loss depends on the
+# scale of the latent. As $c$ grows every term goes to 0, so each sample's loss rises towards
+# $m + \log(\text{number of impostor clusters})$, here $1 + \log 2 \approx 1.69$; as $c$ shrinks the terms
+# blow up and every sample that is nearer its own mean than its impostors drops to 0. The broken
+# loss can be lowered by **shrinking** the latent instead of separating the classes. Here is the
+# wrong variant, written out only to show it.
 
 # %%
 def magnet_divided_by_sigma4(z, y, margin=1.0):
@@ -146,7 +156,46 @@ for c, r, w in zip(scales, right, wrong, strict=True):
 
 # %%
 assert max(right) - min(right) < 1e-4  # the correct loss ignores the scale
-assert max(wrong) - min(wrong) > 0.1  # the broken one does not
+assert all(a <= b for a, b in zip(wrong, wrong[1:], strict=False))  # the broken one rises with c
+assert abs(wrong[-1] - (1 + math.log(2))) < 0.05 and wrong[0] < 0.05  # from ~0 to m + log 2
+
+# %% [markdown]
+# ## Latent Boost's change: one variance per cluster
+# Magnet measures every distance in units of one variance shared by the batch. Latent Boost gives
+# each cluster its own, $\sigma_k^2 = \frac{1}{n_k - 1}\sum_{i \in k} d_{ik}$, and uses it in both terms:
+# $A_i = d_{i,k_i}/2\sigma_{k_i}^2$ and $B_i = \log\sum_{k\,\text{impostor}} e^{-d_{ik}/2\sigma_k^2}$. Each
+# cluster is measured in its own unit: a wide cluster is lenient with its own members and, as an
+# impostor, reaches farther ($e^{-d/2\sigma_k^2}$ falls off more slowly); a tight one is strict with its
+# members and reaches less far. Two details are the library's own choices (the paper gives none): a cluster
+# with a single member in the batch has no variance of its own and uses the shared one, and every
+# variance is floored at $10^{-3}$ times the batch's mean squared norm. By hand on the toy batch:
+
+# %%
+members = torch.bincount(y)
+per_cluster = torch.stack([own[y == k].sum() / (members[k] - 1) if members[k] > 1 else sigma2
+                           for k in range(3)])
+intra_k = own / (2 * per_cluster[y])
+inter_k = torch.logsumexp((-d / (2 * per_cluster[None, :])).masked_fill(~impostor, float("-inf")),
+                          dim=1)
+per_sample_k = torch.relu(intra_k + margin + inter_k)
+print("per-cluster variances", per_cluster.round(decimals=3), f"(shared: {sigma2:.3f})")
+library_k, _ = LatentBoostLoss(lam=1.0, alpha=1.0, beta=1.0, pca_variance=None,
+                               variance="per_cluster").distance_loss(z, y, epoch=0)
+for i in range(len(y)):
+    print(f"i={i}: shared-variance l={per_sample[i]:.3f}   per-cluster l={per_sample_k[i]:.3f} "
+          f"(library {library_k[i]:.3f})")
+assert torch.allclose(per_sample_k, library_k, atol=1e-5)
+
+# %% [markdown]
+# Class 0 is the widest ($\sigma_0^2$ above the shared $\sigma^2$): in that larger unit its samples 1 and
+# 2 look closer to their mean, and their losses fall. Class 1 is tighter: its sample 3 looks farther
+# from its own mean, and its loss grows. Sample 5, alone in class 2, has $A = 0$ either way, but it now
+# meets class 0 as an impostor with a longer reach, and its loss grows too.
+
+# %%
+assert per_cluster[0] > sigma2 > per_cluster[1]
+assert per_sample_k[1] < per_sample[1] and per_sample_k[2] < per_sample[2]
+assert per_sample_k[3] > per_sample[3] and per_sample_k[5] > per_sample[5]
 
 # %% [markdown]
 # ## Training with the Magnet method
@@ -214,15 +263,16 @@ assert silhouette > 0, silhouette
 #    nearest-cluster accuracy change? *Hint: the paper's point is that a class can be multi-modal
 #    (a "sandal" cluster and a "boot" cluster); 3 centres per class can follow that.*
 # 3. **The broken port in training.** Why would training with `magnet_divided_by_sigma4` make the
-#    latent norms grow? *Hint: compute its gradient with respect to a global scale $c$.*
+#    latent shrink? *Hint: evaluate it at $c = 0.01$ and $c = 0.001$ on the toy batch, and think about
+#    what a network can do to lower it without separating any class.*
 
 # %%
 # TODO (exercise 1): the toy batch with another margin
 # MagnetLoss(margin=0.0).per_sample_losses(z, y)[0]
 
 # %% [markdown]
-# **Questions.** Why does Magnet use a variance shared by the whole batch rather than one per
-# cluster? (Latent Boost changes exactly that: notebook 03 onwards.) What does a sample with no
+# **Questions.** Magnet uses one variance shared by the batch, Latent Boost one per cluster: when
+# would the two disagree most about which samples are "confused"? What does a sample with no
 # impostor in its batch contribute?
 #
 # ## Summary

@@ -161,12 +161,16 @@ for row, (title, r) in zip(axes, results.items(), strict=True):
     for ax in row:
         ax.set_xticks([])
         ax.set_yticks([])
+    same = sum(int(labels_train[i]) == int(labels_test[query]) for i in idx[0].tolist())
+    print(f"{title:14s} {same} of 5 prototypes share the test image's class")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
 # The distances are in each arm's own units (the arms' latent spaces are different spaces), so compare
-# the *labels* of the prototypes across rows, not the numbers. As a whole-test-set check, the
+# the *labels* of the prototypes across rows, not the numbers. One image is an anecdote, and it
+# need not favour Latent Boost: in the run stored here, count the prototypes of the right class
+# per arm (printed above) before reading anything into the pictures. As a whole-test-set check, the
 # majority label of the 5 nearest training prototypes is itself a classifier (k-NN): its accuracy
 # says how often such an explanation points at the right class.
 
@@ -180,9 +184,11 @@ for title, r in results.items():
 
 # %% [markdown]
 # ## Checks on this run
-# On the same data and seed, Latent Boost's test latents have a higher silhouette than cross-entropy's
-# (the paper's central observation, checked here on this small run); every arm's prototype
-# explanation points to the right class far more often than chance.
+# On the same data and seed, Latent Boost's test latents have a higher silhouette than cross-entropy's,
+# and every arm's prototype explanation points to the right class far more often than chance. One
+# seed and a few epochs prove nothing about the method: the first check only says that this run
+# behaves like the committed 5-seed comparison, where the silhouette was higher in every seed
+# (+0.075, p < 0.001; `results/README.md`).
 
 # %%
 sil = {t: float(r["silhouette"].mean()) for t, r in results.items()}
@@ -215,6 +221,9 @@ _ = torch  # (torch is used in the exercises)
 # - On this run Latent Boost's latent is better clustered than cross-entropy's (higher silhouette).
 #   Its accuracy after these few QUICK epochs is not higher, and in the run stored here it is lower
 #   (printed above): with λ = 0.75 only a quarter of the loss trains the head, which then learns more
-#   slowly at first. The accuracy gains the paper reports are for full training (the FULL setting).
+#   slowly at first. The paper reports accuracy gains after full training (+2.56 points on
+#   Fashion-MNIST); our committed runs have not reproduced them so far: trained to convergence on
+#   10,000 Fashion-MNIST images over 5 seeds, +0.68 points (p = 0.051, not significant), with the
+#   silhouette gain clear (`results/README.md` states each claim).
 # - Magnet clusters too, but classifies only through its clusters.
 # - Nearest training prototypes turn a clustered latent space into an explanation by examples.
