@@ -3,7 +3,8 @@
 Search order: ``root=``; ``$LATENTBOOST_DATA``; the user cache directory
 (``$XDG_CACHE_HOME/latentboost_lab`` or ``~/.cache/latentboost_lab``); Debian's
 ``/usr/share/datasets/fashion-mnist`` (package ``dataset-fashion-mnist``); finally torchvision's
-download into the cache directory. Data directories are only ever read.
+download into the cache directory (on first use: ``load_dataset``'s ``download=True`` is the
+default, and it prints one line saying so first). Data directories are only ever read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import gzip
 import hashlib
 import os
 import pickle
+import shutil
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +150,10 @@ _TORCHVISION_FOLDERS = {
     "cifar10": "cifar-10-batches-py",
     "cifar100": "cifar-100-python",
 }
+# What torchvision downloads: the four official Fashion-MNIST .gz files (their sizes), and the
+# CIFAR python archives (the sizes the CIFAR page, https://www.cs.toronto.edu/~kriz/cifar.html,
+# gives).
+DOWNLOAD_SIZES = {"fashion_mnist": "31 MB", "cifar10": "163 MB", "cifar100": "161 MB"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,8 +186,9 @@ def _candidate_dirs(name: str, root) -> list[Path]:
 def _how_to_get(name: str) -> str:
     lines = [
         "How to get it:",
-        "  - let torchvision download it: load_dataset(..., download=True) "
-        "or `latentboost-lab data --download NAME` (needs internet)",
+        "  - let torchvision download it (needs internet): load_dataset(NAME) does by default, "
+        "so do train, demo and compare without --no-download, or `latentboost-lab data "
+        "--download NAME`",
         "  - or put the files in a folder and set LATENTBOOST_DATA=/that/folder (or pass root=)",
     ]
     if name == "fashion_mnist":
@@ -430,7 +439,14 @@ def find_files(name: str, root) -> tuple[Path | None, list[Path]]:
 
 
 def _download(name: str) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
-    """torchvision's download into the user cache directory (the real path for online users)."""
+    """torchvision's download into the user cache directory (the real path for online users).
+
+    Prints one line first (to stderr: what, where, how large, how to turn it off). torchvision
+    writes into a new temporary folder inside the cache; its files are moved into the cache only
+    once both splits have been read. A failed or interrupted download (offline, a truncated
+    file) leaves nothing behind: the temporary folder is removed, and so is the cache folder
+    itself when this call created it.
+    """
     import torchvision.datasets as tvd
 
     cls = {
@@ -439,19 +455,50 @@ def _download(name: str) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
         "cifar100": tvd.CIFAR100,
     }[name]
     target = cache_dir()
+    print(
+        f"latentboost_lab: no copy of {name} here; downloading it with torchvision into {target} "
+        f"(about {DOWNLOAD_SIZES[name]}; download=False or --no-download to stop instead)",
+        file=sys.stderr,
+        flush=True,
+    )
+    created = [d for d in (target, *target.parents) if not d.exists()]  # deepest first
     target.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    classes: tuple[str, ...] = ()
-    for split in ("train", "test"):
-        ds = cls(root=str(target), train=(split == "train"), download=True)
-        x = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
-        y = ds.targets.numpy() if isinstance(ds.targets, torch.Tensor) else np.asarray(ds.targets)
-        arrays[f"x_{split}"], arrays[f"y_{split}"] = (
-            x.astype(np.uint8),
-            y.astype(np.int64),
-        )
-        classes = tuple(ds.classes)
+    scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=target))
+    done = False
+    try:
+        arrays = {}
+        classes: tuple[str, ...] = ()
+        for split in ("train", "test"):
+            ds = cls(root=str(scratch), train=(split == "train"), download=True)
+            x = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+            y = ds.targets
+            y = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = x.astype(np.uint8), y.astype(np.int64)
+            classes = tuple(ds.classes)
+        for entry in scratch.iterdir():
+            _move_into(entry, target / entry.name)
+        done = True
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not done:
+            for folder in created:
+                try:
+                    folder.rmdir()  # only ever an empty folder this call made
+                except OSError:
+                    break
     return arrays, classes
+
+
+def _move_into(source: Path, destination: Path) -> None:
+    """Move a downloaded file or folder into the cache; a folder merges into one already there
+    (an incomplete copy left by an older version is completed, not duplicated)."""
+    if source.is_dir() and destination.is_dir():
+        for child in source.iterdir():
+            _move_into(child, destination / child.name)
+        return
+    if destination.is_dir():
+        shutil.rmtree(destination)
+    os.replace(source, destination)
 
 
 def read_raw(name: str, root, download: bool) -> tuple[dict[str, np.ndarray], tuple[str, ...], str]:
@@ -496,7 +543,9 @@ def read_raw(name: str, root, download: bool) -> tuple[dict[str, np.ndarray], tu
                 f"downloaded to {cache_dir()}",
             )
         raise DataNotFoundError(
-            _not_found_message(name, looked, "download not attempted (download=False)")
+            _not_found_message(
+                name, looked, "not attempted (download=False, or --no-download on the command line)"
+            )
         )
     if found.suffix == ".npz":
         arrays, classes = read_npz(found)

@@ -172,8 +172,10 @@ def load_dataset(
         fraction in [0, 1) or a count; 0 gives an empty validation split.
     device: where the tensors live: "auto" (default; CUDA, else MPS, else the CPU), "cpu",
         "cuda", "cuda:1", "mps". The model moves to the same device in ``fit``.
-    download: let torchvision download the data into the user cache directory when no copy
-        is found (needs internet).
+    download: when no copy is found, let torchvision download the named set into the user
+        cache directory (default True: on first use, after one line on stderr saying what,
+        where and how large; needs internet; a failed download leaves nothing behind). False:
+        raise :class:`DataNotFoundError` instead, listing the places looked at.
     image_size, channels, test_size: for your own data only (see :mod:`.user`): resize every
         image to ``image_size`` (an int or (height, width)); convert every image to 1
         (grayscale) or 3 (RGB) channels; the share of each class held out as the test split
