@@ -508,7 +508,20 @@ def add_ood_parser(sub) -> None:
     )
     ood.add_argument("--device", type=_device_arg, default="auto", help="auto, cpu, cuda, mps")
     ood.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    ood.add_argument("--json", default=None, metavar="PATH", help="also write the metrics here")
+    ood.add_argument(
+        "--json",
+        type=_json_out_arg,
+        default=None,
+        metavar="PATH",
+        help="also write the metrics to this .json file",
+    )
+
+
+def _json_out_arg(text: str) -> str:
+    """``type=`` of ood --json: a path ending in .json (checked writable when the command starts)."""
+    if not text.endswith(".json"):
+        raise argparse.ArgumentTypeError(f"expected a path ending in .json, got {text!r}")
+    return text
 
 
 def _model_from_checkpoint(state: dict, path, data, name: str | None):
