@@ -600,7 +600,8 @@ def estimate_time(
 
     Each arm is trained for ``epochs`` epochs with the first seed, in exactly the comparison's
     setting (the same :func:`fit` arguments, a checkpoint written after every epoch into a
-    temporary folder), and evaluated on the test split once; nothing is kept. An epoch is timed
+    temporary folder), and evaluated on the test split once (and against the OOD sets, with
+    ``config.ood``: their loading counts with the data's); nothing is kept. An epoch is timed
     from the end of the one before to the end of its checkpoint, so it holds all of an epoch's
     cost (Magnet's cluster refresh, validation, the checkpoint). A run that trains the whole
     budget of ``config.epochs`` epochs is then estimated as: building the model, the first
