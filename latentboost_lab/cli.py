@@ -480,8 +480,9 @@ def add_ood_parser(sub) -> None:
     ood.add_argument(
         "--dataset",
         type=_dataset_arg,
-        default="digits",
-        help="the in-distribution data set the checkpoint was trained on (default digits)",
+        default=None,
+        help="the in-distribution data set the checkpoint was trained on (default: the one the "
+        "checkpoint names, when it is a built-in data set)",
     )
     ood.add_argument(
         "--sets",
@@ -585,8 +586,18 @@ def cmd_ood(args) -> int:
             f"checkpoint {path}: not a checkpoint of `latentboost-lab train --checkpoint` "
             "(it holds no 'model' weights)"
         )
+    dataset = args.dataset
+    if dataset is None:
+        from .data import DATASETS
+
+        dataset = (state.get("config") or {}).get("dataset")
+        if dataset not in DATASETS:
+            raise ValueError(
+                f"--dataset: the checkpoint names the data set {dataset!r}; give --dataset "
+                "(the .npz file or folder it was trained on)"
+            )
     data = load_dataset(
-        args.dataset,
+        dataset,
         root=args.root,
         n_train=args.n_train,
         n_test=args.n_test,
