@@ -5,6 +5,7 @@
     latentboost-lab data PATH            check your own data (an .npz or an image folder)
     latentboost-lab train --loss ...     one training run, its history written as JSON
     latentboost-lab compare ...          the paper's comparison: arms x seeds, paired tests
+    latentboost-lab merge OUT IN ...     the runs of several result folders (shards) into one
     latentboost-lab ood CHECKPOINT ...   out-of-distribution detection of one trained model
 
 Errors are one line on stderr and a non-zero exit, except a data set that is not found (or
@@ -268,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--lam", type=unit_float, default=None, help="λ (latentboost, center); default per data set"
     )
     train.add_argument(
+        "--reading",
+        type=_reading_arg,
+        default=None,
+        help="with --loss latentboost: a reading of the paper (issue 13): paper (our preset: "
+        "L_dist on the flattened feature map), features, pooled, detached_variance, or parts "
+        "joined by + (features+detached_variance)",
+    )
+    train.add_argument(
         "--out",
         default="runs/run",
         help="path prefix: writes PREFIX.json (and PREFIX.pt); default runs/run, so "
@@ -280,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue from the checkpoint PREFIX.pt"
     )
     add_compare_parser(sub)
+    add_merge_parser(sub)
     add_ood_parser(sub)
     return parser
 
@@ -385,6 +395,114 @@ def add_compare_parser(sub) -> None:
         help="images per OOD set (default: a real set whole, a synthetic one as large as the "
         "test split)",
     )
+    _add_launch_options(compare)
+
+
+def _shard_arg(text: str) -> tuple[int, int]:
+    """``type=`` of --shard: K/N with 1 <= K <= N."""
+    from .experiments import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, got {text!r}") from None
+
+
+def _devices_arg(text: str) -> list[str]:
+    """``type=`` of --devices: cpu, mps, cuda or cuda:K, comma-separated."""
+    from .launch import parse_devices
+
+    try:
+        return parse_devices(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("devices must be ")) from None
+
+
+def _add_launch_options(compare) -> None:
+    """compare's options for many runs at once (issue 17; latentboost_lab.launch)."""
+    group = compare.add_argument_group(
+        "many runs at once", "worker processes on one machine, or one job per run on Slurm"
+    )
+    group.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="runs at once: worker processes on this machine (default 1: in this process); "
+        "with --launcher slurm, the most jobs running at once",
+    )
+    group.add_argument(
+        "--devices",
+        type=_devices_arg,
+        default=None,
+        help="with --jobs: the workers' devices, e.g. cuda:0,cuda:1 (worker i takes the i-th, "
+        "cycling; default: every visible GPU, else --device); each worker uses --threads CPU "
+        "threads (default 1)",
+    )
+    group.add_argument(
+        "--shard",
+        type=_shard_arg,
+        default=None,
+        metavar="K/N",
+        help="only the K-th of N shards of the runs (every N-th run from the K-th, in the order "
+        "seeds then arms): one shard per machine, then `latentboost-lab merge`",
+    )
+    group.add_argument(
+        "--launcher",
+        choices=["local", "slurm"],
+        default=None,
+        help="submit one job per run through submitit (pip install 'latentboost-lab[cluster]'): "
+        "slurm (a job array; a pre-empted or timed-out job is requeued and resumes from its "
+        "checkpoint; write the report afterwards with --report-only), or local (the same jobs "
+        "as local processes, all at once, waited for)",
+    )
+    group.add_argument(
+        "--partition", type=str, default=None, help="Slurm partition (default: the cluster's)"
+    )
+    group.add_argument(
+        "--time",
+        type=positive_int,
+        default=240,
+        metavar="MINUTES",
+        help="time limit of each job in minutes (default 240); a run that needs more is "
+        "requeued and continues from its checkpoint",
+    )
+    group.add_argument(
+        "--gpus-per-job", type=non_negative_int, default=1, help="Slurm GPUs per job (default 1)"
+    )
+    group.add_argument(
+        "--cpus-per-job",
+        type=positive_int,
+        default=None,
+        help="Slurm CPUs per job (default: the cluster's); also the job's torch threads unless "
+        "--threads is given",
+    )
+    group.add_argument(
+        "--mem-gb", type=positive_float, default=None, help="Slurm memory per job in GB"
+    )
+
+
+def _check_launch_options(args) -> None:
+    """Combinations of compare's launch options that cannot work, named before anything runs."""
+    launching = args.jobs > 1 or args.launcher is not None or args.shard is not None
+    if launching and (args.report_only or args.estimate):
+        raise ValueError(
+            "--jobs, --launcher and --shard run the comparison: leave them out with "
+            "--report-only and --estimate"
+        )
+    if args.devices is not None and args.launcher is not None:
+        raise ValueError(
+            "--devices is for --jobs on this machine; with --launcher each job gets its GPUs "
+            "from the launcher (--gpus-per-job)"
+        )
+    if args.devices is not None and args.jobs == 1:
+        raise ValueError("--devices needs --jobs N (N > 1): one device per worker process")
+    slurm = ("partition", "gpus_per_job", "cpus_per_job", "mem_gb")
+    given = [f"--{k.replace('_', '-')}" for k in slurm if getattr(args, k) != _SLURM_DEFAULTS[k]]
+    if given and args.launcher != "slurm":
+        raise ValueError(f"{', '.join(given)}: Slurm options, for --launcher slurm only")
+
+
+_SLURM_DEFAULTS = {"partition": None, "gpus_per_job": 1, "cpus_per_job": None, "mem_gb": None}
 
 
 def cmd_compare(args) -> int:
@@ -402,6 +520,7 @@ def cmd_compare(args) -> int:
     out = Path(args.out or f"results/{Path(str(args.dataset)).stem}_{args.model}")
     if args.report_only and args.estimate:
         raise ValueError("--report-only and --estimate exclude each other: choose one")
+    _check_launch_options(args)
     if args.report_only:
         results = Results.load(out)
         for path in results.write_report():
@@ -438,9 +557,94 @@ def cmd_compare(args) -> int:
         print(format_estimate(estimate))
         return 0
     command = "latentboost-lab " + " ".join(sys.argv[1:]) if sys.argv[1:] else None
-    results = run_experiment(config, out, progress=not args.no_progress, command=command)
+    if args.launcher is not None:
+        return _submit(args, config, out, command)
+    if args.jobs > 1:
+        from .launch import run_jobs
+
+        results = run_jobs(
+            config,
+            out,
+            jobs=args.jobs,
+            devices=args.devices,
+            threads=args.threads or 1,
+            shard=args.shard,
+            command=command,
+            progress=not args.no_progress,
+        )
+    else:
+        results = run_experiment(
+            config, out, progress=not args.no_progress, command=command, shard=args.shard
+        )
     print(results.markdown())
     print(f"wrote {out / 'runs.json'}, {out / 'summary.md'} and figures")
+    return 0
+
+
+def _submit(args, config, out: Path, command: str | None) -> int:
+    """compare --launcher: one submitit job per run; local jobs are waited for."""
+    from .experiments import Results
+    from .launch import submit
+
+    jobs = submit(
+        config,
+        out,
+        launcher=args.launcher,
+        shard=args.shard,
+        command=command,
+        threads=args.threads,
+        jobs=args.jobs if args.jobs > 1 else None,
+        partition=args.partition,
+        time_min=args.time,
+        gpus_per_job=args.gpus_per_job,
+        cpus_per_job=args.cpus_per_job,
+        mem_gb=args.mem_gb,
+    )
+    if not jobs:
+        print(f"every run is in {out / 'runs.json'} already: nothing to submit")
+    elif args.launcher == "slurm":
+        ids = ", ".join(job.job_id for job in jobs)
+        print(f"submitted {len(jobs)} Slurm jobs ({ids}); logs in {out / 'submitit'}")
+        print(f"when they are done: latentboost-lab compare --report-only --out {out}")
+        return 0
+    failed = []
+    for job in jobs:  # local jobs: wait, then write the report as the runner does
+        try:
+            job.result()
+        except Exception as err:  # noqa: BLE001 (every job is waited for; all failures named)
+            failed.append(f"job {job.job_id}: {str(err).strip().splitlines()[-1]}")
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(jobs)} jobs failed ({'; '.join(failed)})")
+    results = Results.load(out)
+    results.write_report()
+    print(results.markdown())
+    print(f"wrote {out / 'runs.json'}, {out / 'summary.md'} and figures")
+    return 0
+
+
+def add_merge_parser(sub) -> None:
+    """``latentboost-lab merge``: several result folders of one comparison into one."""
+    merge = sub.add_parser(
+        "merge",
+        help="merge the runs of several result folders of one comparison (shards) into one",
+        description="Merge the runs.json of IN folders (shards run on several machines, or "
+        "folders of the same comparison) into OUT/runs.json, then write the report there. "
+        "Folders made with other settings are refused. A run found in two folders is kept once "
+        "when its copies are equal but for the timing fields, and is an error naming the run "
+        "when they differ. An existing OUT/runs.json counts as the first IN.",
+    )
+    merge.add_argument("out", help="the folder of the merged runs.json and report")
+    merge.add_argument("inputs", nargs="+", metavar="IN", help="result folders (or runs.json)")
+
+
+def cmd_merge(args) -> int:
+    from .runstore import merge_folders
+
+    command = "latentboost-lab " + " ".join(sys.argv[1:]) if sys.argv[1:] else "merge"
+    results = merge_folders(args.out, args.inputs, command)
+    for path in results.write_report():
+        print(f"wrote {path}")
+    print(f"wrote {Path(args.out) / 'runs.json'}: {len(results.runs)} runs")
     return 0
 
 
@@ -664,9 +868,14 @@ def _train_arm(args, data, loss_name: str, lam: float | None):
     from .recipes import make_loss
     from .training import fit
 
+    latent, options = "embedding", {}
+    if getattr(args, "reading", None):  # train --reading: Latent Boost read another way
+        from .recipes import resolve_reading
+
+        latent, options = resolve_reading(args.reading)
     seed_everything(args.seed)
-    model = build_model(args.model, data.info, args.latent_dim)
-    loss = make_loss(loss_name, data=data, lam=lam, latent_dim=model.latent_dim)
+    model = build_model(args.model, data.info, args.latent_dim, latent=latent)
+    loss = make_loss(loss_name, data=data, lam=lam, latent_dim=model.latent_dim, **options)
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS.get(data.info.name, 20)
     history = fit(
         model,
@@ -841,8 +1050,22 @@ def _check_own_data(args) -> int:
     return 0
 
 
+def _reading_arg(text: str) -> str:
+    """``type=`` of train --reading: checked at parse time, like every other option."""
+    from .recipes import resolve_reading
+
+    try:
+        resolve_reading(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def cmd_train(args) -> int:
     from .training import check_writable_path
+
+    if args.reading and args.loss != "latentboost":
+        raise ValueError(f"--reading applies to --loss latentboost, not --loss {args.loss}")
 
     prefix = Path(args.out)
     _writable_folder("--out", prefix.parent)  # fail now, not after training
@@ -865,7 +1088,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         commands = {"demo": cmd_demo, "data": cmd_data, "train": cmd_train}
-        commands |= {"compare": cmd_compare, "ood": cmd_ood}
+        commands |= {"compare": cmd_compare, "ood": cmd_ood, "merge": cmd_merge}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -217,3 +217,33 @@ def test_a_features_arm_trains_on_the_feature_map_and_is_measured_in_the_embeddi
     assert run["test"]["test_pca_k"] <= 128  # the test metrics are the embedding's, as ce's
     saved = json.loads((tmp_path / "runs.json").read_text())
     assert saved["config"]["arms"][1]["latent"] == "features"
+
+
+def test_the_paper_preset_is_a_reading_of_its_own():
+    from latentboost_lab.recipes import PRESETS, READINGS, resolve_reading
+
+    assert READINGS["paper"] == PRESETS["paper"]
+    assert resolve_reading("paper") == ("features", {})
+    assert resolve_reading("features+detached_variance") == (
+        "features",
+        {"variance_gradient": False},
+    )
+    assert resolve_reading("detached_variance") == ("embedding", {"variance_gradient": False})
+    with pytest.raises(ValueError, match="more than one latent"):
+        resolve_reading("paper+pooled")
+    assert parse_arms("ce", readings=["paper"])[1].latent == "features"
+
+
+def test_train_takes_a_reading(tmp_path, capsys):
+    from latentboost_lab import cli
+
+    out = tmp_path / "run"
+    args = ["train", "--loss", "latentboost", "--reading", "paper", "--epochs", "1"]
+    assert cli.main([*args, "--n-train", "300", "--no-progress", "--out", str(out)]) == 0
+    history = json.loads(out.with_suffix(".json").read_text())
+    assert history["config"]["latent_dim"] == 512  # digits: the 128 x 2 x 2 feature map
+    assert history["epochs"][0]["pca_k"] > 20
+    assert cli.main(["train", "--loss", "ce", "--reading", "paper", "--out", str(out)]) == 1
+    assert "--reading applies to --loss latentboost" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--loss", "latentboost", "--reading", "sphere"])
