@@ -40,7 +40,7 @@ import torch
 
 from ._checks import check_choice, check_in_range, check_int
 from .recipes import LOSSES, READINGS
-from .training import History, atomic_write
+from .training import History
 
 __all__ = [
     "ABLATIONS",
@@ -51,6 +51,8 @@ __all__ = [
     "estimate_time",
     "format_estimate",
     "parse_arms",
+    "parse_shard",
+    "planned_runs",
     "run_experiment",
 ]
 
@@ -295,6 +297,9 @@ class Results:
     def __init__(self, document: dict, path: Path | None = None):
         self.document = document
         self.path = path
+        # How many entries of "commands" (and "environment") are on disk already: the ones
+        # after it are this process's, added to the file at the next save.
+        self._saved_log = 0
 
     @property
     def runs(self) -> dict[str, dict]:
@@ -320,10 +325,35 @@ class Results:
             raise ValueError(f"{path} is not a readable runs.json ({err})") from err
         if not isinstance(document, dict) or "runs" not in document or "config" not in document:
             raise ValueError(f"{path} is not a runs.json written by run_experiment")
-        return cls(document, path)
+        results = cls(document, path)
+        results._saved_log = len(document.get("commands", []))
+        return results
 
     def save(self) -> None:
-        atomic_write(self.path, json.dumps(self.document, indent=1, default=float).encode())
+        """Add this object's runs, arms, seeds and command to the file on disk, under a lock
+        (:mod:`latentboost_lab.runstore`): runs that other processes added meanwhile are kept,
+        and this object then holds them too. A run on disk already is not replaced."""
+        from .runstore import locked_update
+
+        def merge(disk: dict | None) -> dict:
+            if disk is None:
+                return self.document
+            differ = settings_difference(
+                disk["config"].get("fixed", {}), self.config.get("fixed", {})
+            )
+            if differ:
+                raise ValueError(f"{self.path} now holds runs made with other settings ({differ})")
+            for key, run in self.runs.items():
+                disk["runs"].setdefault(key, run)
+            config = disk["config"]
+            config["arms"] = _merge_arms(config.get("arms", []), self.config["arms"])
+            config["seeds"] = sorted(set(config["seeds"]) | set(self.config["seeds"]))
+            for log in ("commands", "environment"):
+                disk.setdefault(log, []).extend(self.document.get(log, [])[self._saved_log :])
+            return disk
+
+        self.document = locked_update(self.path, merge)
+        self._saved_log = len(self.document.get("commands", []))
 
     def history(self, key: str) -> History:
         return History(**self.runs[key]["history"])
@@ -362,16 +392,21 @@ def _load_matching(config: ExperimentConfig, out_dir: Path) -> Results | None:
     if not path.exists():
         return None
     results = Results.load(path)
-    saved = results.config.get("fixed", {})
     now = json.loads(json.dumps(config.fixed(), default=float))
-    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    if differ:
-        details = ", ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in differ)
+    details = settings_difference(results.config.get("fixed", {}), now)
+    if details:
         raise ValueError(
             f"out_dir {out_dir} holds runs made with other settings ({details}); "
             "use another out_dir or the same settings to add arms or seeds"
         )
     return results
+
+
+def settings_difference(saved: dict, now: dict) -> str:
+    """The settings (``ExperimentConfig.fixed()``) that differ, as "epochs: 2 there, 3 now";
+    empty when they are the same."""
+    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    return ", ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in differ)
 
 
 def _open_results(config: ExperimentConfig, out_dir: Path, command: str | None) -> Results:
@@ -515,6 +550,72 @@ def _fit_kwargs(config: ExperimentConfig, arm: Arm, seed: int, progress: bool) -
     }
 
 
+def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"2/3"`` -> ``(2, 3)``: the second of three shards (1-based); None stays None."""
+    if text is None:
+        return None
+    try:
+        k, n = (int(v) for v in text.split("/")) if isinstance(text, str) else text
+    except (ValueError, TypeError):
+        raise ValueError(f"shard must be K/N with integers 1 <= K <= N, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"shard must be K/N with integers 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def planned_runs(config: ExperimentConfig, shard=None) -> list[tuple[int, Arm]]:
+    """The runs of ``config`` as ``(seed, arm)`` in the runner's order (seeds, then arms), or
+    shard K of N of them: every N-th from the K-th. The shards depend on the configuration only
+    (not on what is done), so machines given the same command and K = 1..N split the runs
+    between them, each run in exactly one shard, the arms spread over the shards."""
+    todo = [(seed, arm) for seed in config.seeds for arm in config.arms]
+    shard = parse_shard(shard)
+    if shard is None:
+        return todo
+    k, n = shard
+    return todo[k - 1 :: n]
+
+
+def checkpoint_path(out_dir: Path, arm: Arm, seed: int) -> Path:
+    """Where a run's last epoch is kept until the run is recorded (any launcher resumes it)."""
+    return Path(out_dir) / "checkpoints" / f"{arm.name}_seed{seed}.pt".replace("/", "_")
+
+
+def _train_one(
+    config: ExperimentConfig, arm: Arm, seed: int, data, ood_sets: dict, out_dir: Path, progress
+) -> dict | None:
+    """Train, resuming from its checkpoint, and evaluate one run: its ``runs.json`` entry, or
+    None when interrupted (the checkpoint then holds its last finished epoch)."""
+    from .training import fit
+
+    model, loss = _build_run(config, arm, data, seed)
+    started = time.perf_counter()
+    history = fit(
+        model,
+        data,
+        loss,
+        **_fit_kwargs(config, arm, seed, progress),
+        epochs=config.epochs,
+        patience=config.patience,
+        checkpoint=checkpoint_path(out_dir, arm, seed),
+        resume=True,
+    )
+    if history.interrupted:
+        return None
+    entry = {
+        "arm": arm.name,
+        "seed": seed,
+        "arm_config": arm.to_dict(),
+        "history": dataclasses.asdict(history),
+        "monitor": arm.monitor,
+        "test": _test_metrics(model, data, loss, config.pca_variance, arm.classifier),
+        "seconds": time.perf_counter() - started,  # this session's share when resumed
+    }
+    if ood_sets:  # out-of-distribution detection (issue 16): after the test metrics
+        entry["ood"] = _ood_metrics(model, data, ood_sets)
+    return entry
+
+
 def run_experiment(
     config: ExperimentConfig,
     out_dir: str | os.PathLike,
@@ -522,10 +623,16 @@ def run_experiment(
     progress: bool = True,
     command: str | None = None,
     report: bool = True,
+    shard: str | tuple[int, int] | None = None,
 ) -> Results:
     """Train every arm with every seed (skipping the runs already in ``out_dir/runs.json``),
     evaluate each on the test split, and write ``runs.json`` after each run and the report at
     the end. Returns the :class:`Results`.
+
+    shard: ``"K/N"``: only the K-th of N shards of the runs (:func:`planned_runs`).
+    ``runs.json`` is written under a lock, keeping the runs other processes add meanwhile
+    (:mod:`latentboost_lab.runstore`); several processes (and launchers,
+    :mod:`latentboost_lab.launch`) can share one ``out_dir``.
 
     A KeyboardInterrupt stops at once: finished runs are saved, the run in progress keeps its
     last epoch's checkpoint in ``out_dir/checkpoints`` and continues from there next time;
@@ -533,18 +640,15 @@ def run_experiment(
     """
     from tqdm.auto import tqdm
 
-    from .training import fit
-
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
+    todo = planned_runs(config, shard)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    checkpoints = out_dir / "checkpoints"
-    checkpoints.mkdir(exist_ok=True)
+    (out_dir / "checkpoints").mkdir(exist_ok=True)
     results = _open_results(config, out_dir, command)
     results.save()
 
-    todo = [(seed, arm) for seed in config.seeds for arm in config.arms]
     todo = [(seed, arm) for seed, arm in todo if run_key(arm, seed) not in results.runs]
     data, data_seed, ood_sets = None, None, {}  # one seed's data at a time
     bar = tqdm(todo, desc="runs", disable=not progress)
@@ -554,35 +658,13 @@ def run_experiment(
         if seed != data_seed:
             data, data_seed = _load_data(config, seed), seed
             ood_sets = _load_ood_sets(config, data, seed)
-        model, loss = _build_run(config, arm, data, seed)
-        checkpoint = checkpoints / f"{arm.name}_seed{seed}.pt".replace("/", "_")
-        started = time.perf_counter()
-        history = fit(
-            model,
-            data,
-            loss,
-            **_fit_kwargs(config, arm, seed, progress),
-            epochs=config.epochs,
-            patience=config.patience,
-            checkpoint=checkpoint,
-            resume=True,
-        )
-        if history.interrupted:
+        entry = _train_one(config, arm, seed, data, ood_sets, out_dir, progress)
+        if entry is None:
             results.save()
             raise KeyboardInterrupt(f"interrupted during {key}; run again to continue")
-        results.runs[key] = {
-            "arm": arm.name,
-            "seed": seed,
-            "arm_config": arm.to_dict(),
-            "history": dataclasses.asdict(history),
-            "monitor": arm.monitor,
-            "test": _test_metrics(model, data, loss, config.pca_variance, arm.classifier),
-            "seconds": time.perf_counter() - started,  # this session's share when resumed
-        }
-        if ood_sets:  # out-of-distribution detection (issue 16): after the test metrics
-            results.runs[key]["ood"] = _ood_metrics(model, data, ood_sets)
+        results.runs[key] = entry
         results.save()
-        checkpoint.unlink(missing_ok=True)
+        checkpoint_path(out_dir, arm, seed).unlink(missing_ok=True)
     bar.close()
     if report:
         results.write_report()
