@@ -496,6 +496,11 @@ def _check_launch_options(args) -> None:
         )
     if args.devices is not None and args.jobs == 1:
         raise ValueError("--devices needs --jobs N (N > 1): one device per worker process")
+    if args.launcher == "local" and args.jobs > 1:
+        raise ValueError(
+            "--jobs with --launcher local: the local launcher starts every run at once; use "
+            "--jobs N without --launcher to run N at a time on this machine"
+        )
     slurm = ("partition", "gpus_per_job", "cpus_per_job", "mem_gb")
     given = [f"--{k.replace('_', '-')}" for k in slurm if getattr(args, k) != _SLURM_DEFAULTS[k]]
     if given and args.launcher != "slurm":

@@ -16,10 +16,13 @@ The engines are existing ones, nothing is scheduled here:
   (CUDA cannot be used in a forked child); each worker process takes one device of ``devices``
   for its lifetime and runs with ``threads`` CPU threads (default 1).
 - :func:`submit`: ``submitit`` (``pip install "latentboost-lab[cluster]"``), one job per run
-  (a Slurm job array). On pre-emption or time-out Slurm signals the job (USR2, 90 s ahead);
-  submitit calls :meth:`RunJob.checkpoint` and requeues the job, which continues from the run's
-  last epoch checkpoint. ``launcher="local"`` runs the same jobs as local processes (submitit's
-  LocalExecutor): all at once, so it is for trying the path, not for many runs.
+  (a Slurm job array). Slurm sends the job USR2 90 s before its time limit, and on pre-emption
+  where the cluster sets ``SlurmctldParameters=preempt_send_user_signal``; submitit then calls
+  :meth:`RunJob.checkpoint` and requeues the job, which continues from the run's last epoch
+  checkpoint. All of a run's state is that file, so any restart continues from it too (a job
+  Slurm requeues without the signal, or the same ``compare --launcher slurm`` submitted again).
+  ``launcher="local"`` runs the same jobs as local processes (submitit's LocalExecutor): all at
+  once, so it is for trying the path, not for many runs.
 """
 
 from __future__ import annotations
@@ -219,6 +222,9 @@ class RunJob:
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self, *args, **kwargs)
+
+    # submitit 1.5's signal handler looks for "checkpoint"; its later versions prefer this name.
+    __submitit_checkpoint__ = checkpoint
 
 
 def slurm_parameters(

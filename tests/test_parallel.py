@@ -280,6 +280,7 @@ def test_cli_rejects_bad_launch_options_by_name(args, message, capsys):
         (["--launcher", "slurm", "--devices", "cpu"], "--devices is for --jobs"),
         (["--partition", "gpu"], "--partition: Slurm options, for --launcher slurm only"),
         (["--jobs", "2", "--report-only"], "leave them out with --report-only"),
+        (["--launcher", "local", "--jobs", "2"], "the local launcher starts every run at once"),
     ],
 )
 def test_cli_rejects_launch_options_that_cannot_work_together(args, message, tmp_path, capsys):
@@ -324,3 +325,21 @@ def test_merge_has_help():
     with pytest.raises(SystemExit) as info:
         cli.main(["merge", "--help"])
     assert info.value.code == 0
+
+
+def test_the_readmes_commands_parse_and_go_together():
+    """README.md's "Many runs at once" commands: valid options, in combinations that work."""
+    import shlex
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Many runs at once", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    commands = [line.split("#")[0] for line in block.splitlines() if line.startswith("latent")]
+    assert len(commands) == 5
+    parser = cli.build_parser()
+    for command in commands:
+        if "..." in command:
+            continue
+        args = parser.parse_args(shlex.split(command)[1:])
+        if args.command == "compare":
+            cli._check_launch_options(args)
