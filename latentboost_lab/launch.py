@@ -137,6 +137,22 @@ def _default_devices(config: ExperimentConfig) -> list[str]:
     return [config.device]
 
 
+def _check_devices(devices: list[str]) -> None:
+    """Every device exists here, checked before any worker starts (a worker would fail late)."""
+    import torch
+
+    from .device import select_device
+
+    for name in dict.fromkeys(devices):
+        try:
+            device = select_device(name)
+        except ValueError as err:
+            raise ValueError(f"devices: {err}") from None
+        count = torch.cuda.device_count() if device.type == "cuda" else 0
+        if device.type == "cuda" and device.index is not None and device.index >= count:
+            raise ValueError(f"devices: {name} does not exist here ({count} GPUs)")
+
+
 def run_jobs(
     config: ExperimentConfig,
     out_dir: str | os.PathLike,
@@ -171,6 +187,7 @@ def run_jobs(
     jobs = check_int("jobs", jobs, 1)
     threads = check_int("threads", threads, 1)
     devices = parse_devices(devices) if devices is not None else _default_devices(config)
+    _check_devices(devices)
     out_dir, todo = _open(config, out_dir, command, shard)
     failed = {}
     if todo:

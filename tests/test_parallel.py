@@ -77,6 +77,13 @@ def test_two_worker_processes_give_the_sequential_runs(sequential, tmp_path):
     assert not list((tmp_path / "checkpoints").iterdir())
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is available here")
+def test_a_device_that_is_not_here_is_named_before_anything_starts(tmp_path):
+    with pytest.raises(ValueError, match="devices: device is 'cuda:0' but CUDA is not available"):
+        launch.run_jobs(tiny_config(), tmp_path / "x", jobs=2, devices="cpu,cuda:0")
+    assert not (tmp_path / "x").exists()
+
+
 # ----------------------------------------------------------------------------- submitit
 
 
