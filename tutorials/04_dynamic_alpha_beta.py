@@ -75,7 +75,9 @@ print("QUICK" if QUICK else "FULL", CONFIG)
 # β grow linearly but does not publish the formulas; the library's forms (its own choice) are
 # $\alpha(E) = \max(\alpha_{min}, \alpha_0 e^{-k_\alpha E})$ and $\beta(E) = \min(\beta_{max}, \beta_0 + k_\beta E)$,
 # defaults $\alpha_0 = 1, k_\alpha = 0.05, \alpha_{min} = 0.1$, $\beta_0 = 0.5, k_\beta = 0.05, \beta_{max} = 2$.
-# Early on the loss mostly *pulls* points together; later it mostly *pushes* classes apart.
+# That is the paper's story: early on the loss mostly *pulls* points together, later it mostly
+# *pushes* classes apart. How much of it our default loss can act out is the next section's
+# question.
 
 # %%
 epochs_axis = list(range(60))

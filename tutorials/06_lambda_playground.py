@@ -69,7 +69,8 @@ data = load_tutorial_data(CONFIG["n_train"], None, quick_n_test=CONFIG["n_test"]
 #   term alone, with an untrained softmax head (like Magnet, notebook 02). The slider sends its value
 #   only when you release it (`continuous_update=False`).
 # - **α₀, k_α**: the intra-cluster weight $\alpha(E) = \max(\alpha_{min}, \alpha_0 e^{-k_\alpha E})$
-#   (pull to the cluster mean, strong early, weaker later);
+#   (pull to the cluster mean, strong early, weaker later; with σ² differentiated, as by default,
+#   the pull acts only through which hinges are active: notebook 04, "A catch");
 #   **β₀, k_β**: the inter-cluster weight $\beta(E) = \min(\beta_{max}, \beta_0 + k_\beta E)$ (push from
 #   impostors, growing). The paper lets α fall and β grow but gives no formula; these forms are the
 #   library's (`latentboost_lab.schedules`).
