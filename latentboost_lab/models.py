@@ -51,8 +51,9 @@ class LatentClassifier(nn.Module):
     """``backbone`` (images -> flat features) -> ``embedding`` (features -> latent) ->
     ``classifier`` (latent -> logits). Subclasses only build the three parts.
 
-    ``backbone`` is an ``nn.Sequential`` whose last two modules pool and flatten, so that the
-    feature map before them can be returned as the latent (``latent="features"``).
+    ``latent="pooled"`` and ``"features"`` need a ``backbone`` that is an ``nn.Sequential``
+    whose last two modules pool and flatten (as in every model here), so that the feature map
+    before them can be returned; any other backbone works with the default ``"embedding"``.
     """
 
     def __init__(
@@ -65,8 +66,6 @@ class LatentClassifier(nn.Module):
         latent: str = "embedding",
     ):
         super().__init__()
-        if not (isinstance(backbone, nn.Sequential) and isinstance(backbone[-1], nn.Flatten)):
-            raise TypeError("backbone must be an nn.Sequential ending in a pooling and nn.Flatten")
         self.backbone, self.embedding, self.classifier = backbone, embedding, classifier
         self.image_shape = tuple(image_shape)
         self.min_size = min_size
@@ -80,7 +79,17 @@ class LatentClassifier(nn.Module):
 
     @latent.setter
     def latent(self, value: str) -> None:
-        self._latent = check_choice("latent", value, LATENTS)
+        value = check_choice("latent", value, LATENTS)
+        if value != "embedding" and not (
+            isinstance(self.backbone, nn.Sequential)
+            and len(self.backbone) > 2
+            and isinstance(self.backbone[-1], nn.Flatten)
+        ):
+            raise ValueError(
+                f"latent={value!r} needs a backbone that is an nn.Sequential ending in a pooling "
+                f"and nn.Flatten, got {type(self.backbone).__name__}; use latent='embedding'"
+            )
+        self._latent = value
 
     @property
     def latent_dim(self) -> int:
@@ -89,17 +98,18 @@ class LatentClassifier(nn.Module):
         if self.latent == "embedding":
             return self.classifier.in_features
         if self.latent not in self._widths:  # one dry run on a blank image, no state changed
-            was_training = self.training
+            modes = [(module, module.training) for module in self.modules()]
             param = next(self.parameters())
             blank = torch.zeros(1, *self.image_shape, dtype=param.dtype, device=param.device)
             try:
-                self.eval()
+                self.eval()  # BatchNorm uses (and keeps) its running statistics
                 with torch.no_grad():
                     feature_map = self.backbone[:-2](blank)
                     self._widths["features"] = feature_map[0].numel()
                     self._widths["pooled"] = self.backbone[-2:](feature_map).shape[1]
             finally:
-                self.train(was_training)
+                for module, training in modes:  # each module's own mode, as it was
+                    module.training = training
         return self._widths[self.latent]
 
     @property

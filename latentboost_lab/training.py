@@ -171,14 +171,22 @@ def evaluate(
     return result
 
 
+#: Keys of _model_config added after checkpoints were first written, with the value that those
+#: checkpoints had: an old checkpoint still resumes into the same run.
+_MODEL_CONFIG_DEFAULTS = {"latent": "embedding", "variance_gradient": True}
+
+
 def _model_config(model: nn.Module, data, loss: nn.Module) -> dict:
-    """What a checkpoint must match to be resumed into this run."""
+    """What a checkpoint must match to be resumed into this run (the reading of issue 13, where
+    the latent is taken and whether the variance is differentiated, included)."""
     return {
         "model": type(model).__name__,
         "latent_dim": int(getattr(model, "latent_dim", -1)),
         "num_classes": int(getattr(model, "num_classes", -1)),
         "dataset": data.info.name,
         "loss": type(loss).__name__,
+        "latent": getattr(model, "latent", "embedding"),
+        "variance_gradient": getattr(loss, "variance_gradient", True),
     }
 
 
@@ -327,7 +335,10 @@ def fit(
     best_state, best_value, bad_epochs, start = None, None, 0, 0
     if resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, map_location=data.device)
-        saved = {k: state["config"].get(k) for k in _model_config(model, data, loss)}
+        saved = {
+            k: state["config"].get(k, _MODEL_CONFIG_DEFAULTS.get(k))
+            for k in _model_config(model, data, loss)
+        }
         if saved != _model_config(model, data, loss):
             raise ValueError(
                 f"checkpoint {checkpoint} was written for {saved}, not for this run "

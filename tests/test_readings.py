@@ -147,8 +147,10 @@ def test_the_latent_choice_never_changes_the_weights():
     for latent in LATENTS:
         torch.manual_seed(3)
         model = build_model("small_cnn", info, latent=latent)
+        model.backbone[1].eval()  # one BatchNorm in eval mode, the rest in train mode
         assert model.latent == latent
         assert model.latent_dim > 0  # its dry run, which measures the width, changes nothing
+        assert not model.backbone[1].training and model.backbone[4].training
         states.append(model.state_dict())
     for state in states[1:]:
         assert state.keys() == states[0].keys()
@@ -159,6 +161,17 @@ def test_resnet_keeps_torchvisions_parameter_names():
     model = build_model("resnet18", DATASETS["cifar10"])
     names = set(model.state_dict())
     assert {"backbone.conv1.weight", "backbone.layer4.1.bn2.running_var"} <= names
+
+
+def test_a_backbone_of_its_own_keeps_the_embedding():
+    from torch import nn
+
+    from latentboost_lab.models import LatentClassifier
+
+    model = LatentClassifier(nn.Flatten(), nn.Identity(), nn.Linear(64, 3), (1, 8, 8))
+    assert model(torch.randn(2, 1, 8, 8))[1].shape == (2, 64)
+    with pytest.raises(ValueError, match="needs a backbone that is an nn.Sequential"):
+        model.latent = "features"
 
 
 def test_a_wrong_latent_is_named():
@@ -199,24 +212,88 @@ def test_parse_arms_rejects_bad_readings_by_name(readings, message):
         parse_arms("ce", readings=readings)
 
 
-def test_a_features_arm_trains_on_the_feature_map_and_is_measured_in_the_embedding(tmp_path):
+@pytest.fixture(scope="module")
+def fashion_like_npz(tmp_path_factory):
+    """300 + 100 random 28x28 grayscale images of 3 classes: on 28x28 the three latents differ
+    in width (SmallCNN: embedding 128, pooled 512, feature map 6,272), unlike on 8x8 digits,
+    where the 2x2 pooling of a 2x2 map makes the feature map and the pooled output one thing."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("npz") / "fashion_like.npz"
+    means = rng.integers(40, 215, (3, 28, 28))
+
+    def split(n):
+        labels = np.arange(n) % 3
+        images = np.clip(means[labels] + rng.normal(0, 40, (n, 28, 28)), 0, 255)
+        return images.astype(np.uint8), labels
+
+    x_train, y_train = split(300)
+    x_test, y_test = split(100)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+             classes=np.array(["a", "b", "c"]))  # fmt: skip
+    return path
+
+
+def test_a_features_arm_trains_on_the_feature_map(fashion_like_npz, tmp_path):
     config = ExperimentConfig(
-        dataset="digits",
+        dataset=str(fashion_like_npz),
         arms=parse_arms("ce", readings=["features+detached_variance"]),
         seeds=(0,),
         epochs=1,
-        n_train=300,
-        n_test=100,
         batch_size=64,
         device="cpu",
     )
     results = run_experiment(config, tmp_path, progress=False, command="test", report=False)
     run = results.runs["latentboost-features+detached_variance/seed0"]
-    # the batch PCA saw the 512-wide feature map (digits: 128 x 2 x 2), not the 128-wide embedding
-    assert run["history"]["epochs"][0]["pca_k"] > 20
-    assert run["test"]["test_pca_k"] <= 128  # the test metrics are the embedding's, as ce's
+    history = run["history"]
+    assert history["config"]["latent"] == "features"
+    assert history["config"]["latent_dim"] == 128 * 7 * 7  # the width the loss saw
+    assert history["config"]["variance_gradient"] is False
+    assert results.runs["ce/seed0"]["history"]["config"]["latent_dim"] == 128
     saved = json.loads((tmp_path / "runs.json").read_text())
     assert saved["config"]["arms"][1]["latent"] == "features"
+
+
+def test_every_arm_is_measured_at_the_embedding(fashion_like_npz):
+    """The test metrics of an arm whose loss shaped the feature map are those of its embedding,
+    the same space as cross-entropy's (silhouettes of different spaces would not pair)."""
+    from latentboost_lab.data import load_dataset
+    from latentboost_lab.experiments import _test_metrics
+
+    data = load_dataset(str(fashion_like_npz), device="cpu")
+    torch.manual_seed(0)
+    model = build_model("small_cnn", data.info, latent="features").eval()
+    loss = LatentBoostLoss()
+    at_features = _test_metrics(model, data, loss, 0.95)
+    assert model.latent == "features"  # put back
+    model.latent = "embedding"
+    assert at_features == _test_metrics(model, data, loss, 0.95)
+
+
+def test_a_checkpoint_resumes_only_into_the_same_reading(fashion_like_npz, tmp_path):
+    from latentboost_lab import fit
+    from latentboost_lab.data import load_dataset
+
+    data = load_dataset(str(fashion_like_npz), device="cpu")
+    checkpoint = tmp_path / "run.pt"
+    for latent, gradient in (("embedding", False), ("features", True)):
+        torch.manual_seed(0)
+        model = build_model("small_cnn", data.info, latent=latent)
+        loss = LatentBoostLoss(variance_gradient=gradient)
+        if not checkpoint.exists():
+            fit(model, data, loss, epochs=1, checkpoint=checkpoint, progress=False)
+            continue
+        with pytest.raises(ValueError, match="was written for"):
+            fit(model, data, loss, epochs=2, checkpoint=checkpoint, resume=True, progress=False)
+    # a checkpoint written before the reading was recorded resumes as the default reading
+    state = torch.load(checkpoint, weights_only=True)
+    for key in ("latent", "variance_gradient"):
+        del state["config"][key]
+    torch.save(state, checkpoint)
+    torch.manual_seed(0)
+    model = build_model("small_cnn", data.info)
+    fit(
+        model, data, LatentBoostLoss(), epochs=2, checkpoint=checkpoint, resume=True, progress=False
+    )
 
 
 def test_the_paper_preset_is_a_reading_of_its_own():
@@ -234,15 +311,16 @@ def test_the_paper_preset_is_a_reading_of_its_own():
     assert parse_arms("ce", readings=["paper"])[1].latent == "features"
 
 
-def test_train_takes_a_reading(tmp_path, capsys):
+def test_train_takes_a_reading(fashion_like_npz, tmp_path, capsys):
     from latentboost_lab import cli
 
     out = tmp_path / "run"
     args = ["train", "--loss", "latentboost", "--reading", "paper", "--epochs", "1"]
-    assert cli.main([*args, "--n-train", "300", "--no-progress", "--out", str(out)]) == 0
+    data = ["--dataset", str(fashion_like_npz), "--no-progress"]
+    assert cli.main([*args, *data, "--out", str(out)]) == 0
     history = json.loads(out.with_suffix(".json").read_text())
-    assert history["config"]["latent_dim"] == 512  # digits: the 128 x 2 x 2 feature map
-    assert history["epochs"][0]["pca_k"] > 20
+    assert history["config"]["latent"] == "features"
+    assert history["config"]["latent_dim"] == 6272  # the 128 x 7 x 7 feature map
     assert cli.main(["train", "--loss", "ce", "--reading", "paper", "--out", str(out)]) == 1
     assert "--reading applies to --loss latentboost" in capsys.readouterr().err
     with pytest.raises(SystemExit):

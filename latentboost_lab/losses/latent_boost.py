@@ -20,15 +20,17 @@
 With alpha = beta = 1, ``variance="shared"`` and ``pca_variance=None``, ``L_dist`` equals
 :class:`~.magnet.MagnetLoss` exactly.
 
-**Does sigma^2 take part in the gradient?** Rippel et al. estimate sigma^2 from the same batch
-and differentiate through it, and so do we by default (``variance_gradient=True``). Then
-``sum_i A_i = sum_i d_{i,k_i} / (2 sigma^2) = (N - 1) / 2`` for every batch (per cluster
-``(n_k - 1) / 2`` with per-cluster variances): a constant. So while all of a cluster's hinges
-are active, ``alpha * A`` contributes no gradient at all, and alpha acts only through which
-hinges are active. With ``variance_gradient=False`` the variance is a detached scale, and
+**Does sigma^2 take part in the gradient?** Rippel et al. estimate sigma^2 from the same batch;
+whether the gradient flows through it, neither they nor the Latent Boost paper say. We
+differentiate through it by default (``variance_gradient=True``, the behaviour of every result
+committed before issue 13). Then ``sum_i A_i = sum_i d_{i,k_i} / (2 sigma^2) = (N - 1) / 2`` for
+every batch with the shared variance, and ``sum_i A_i = sum_k (n_k - 1) / 2 = (N - C) / 2`` with
+per-cluster variances (C clusters of two or more members in the batch): a constant, as long as
+no variance sits at its floor. So while all of a cluster's hinges are active, ``alpha * A``
+contributes no gradient at all, and alpha acts only through which hinges are active. With ``variance_gradient=False`` the variance is a detached scale, and
 ``alpha * A_i`` pulls each sample towards its cluster mean with a force proportional to alpha:
 the paper's "compact first (alpha), separate later (beta)" becomes a real mechanism. The paper
-does not say which it uses (issue 13; ``tests/test_latent_boost_loss.py`` proves both claims).
+does not say which it uses (issue 13; ``tests/test_readings.py`` proves both claims).
 """
 
 from __future__ import annotations
