@@ -180,7 +180,8 @@ class ExperimentConfig:
     n_test: int | None = None
     val_size: float = 0.1
     root: str | None = None
-    download: bool = False
+    download: bool = True  # a named set that is not found is downloaded on first use, as by
+    # load_dataset and the commands (never part of a run's settings: see fixed())
     device: str = "auto"
     bf16: bool = False
     compile: bool = False

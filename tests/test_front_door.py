@@ -125,6 +125,13 @@ def test_the_commands_download_like_the_loader(command):
     assert parser.parse_args([command, "--no-download"]).download is False
 
 
+def test_the_runner_downloads_like_the_loader():
+    from latentboost_lab.experiments import ExperimentConfig
+
+    assert ExperimentConfig().download is True
+    assert "download" not in ExperimentConfig().fixed()  # where the data came from is no setting
+
+
 def test_first_use_downloads_into_the_cache_with_one_line_saying_so(
     nothing_on_disk, monkeypatch, capsys
 ):
