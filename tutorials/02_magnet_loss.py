@@ -130,10 +130,12 @@ assert torch.allclose(by_hand, library, atol=1e-5)
 # its latent space; it has to move points *relative* to each other. Some public ports divide by
 # $2\sigma^4$ (squaring the variance); then $d/2\sigma^4$ scales like $1/c^2$ and the loss depends on the
 # scale of the latent. As $c$ grows every term goes to 0, so each sample's loss rises towards
-# $m + \log(\text{number of impostor clusters})$, here $1 + \log 2 \approx 1.69$; as $c$ shrinks the terms
-# blow up and every sample that is nearer its own mean than its impostors drops to 0. The broken
-# loss can be lowered by **shrinking** the latent instead of separating the classes. Here is the
-# wrong variant, written out only to show it.
+# $m + \log(\text{number of impostor clusters})$, here $1 + \log 2 \approx 1.69$. As $c$ shrinks the terms
+# blow up: a sample nearer its own mean than its impostors drops to 0, a sample nearer an impostor
+# grows without bound. So the broken loss has a preferred scale, set by how confused the batch is,
+# and a network can lower it by rescaling its latent rather than by separating the classes. On this
+# toy batch every sample is nearer its own mean, so shrinking alone drives the loss to 0. Here is
+# the wrong variant, written out only to show it.
 
 # %%
 def magnet_divided_by_sigma4(z, y, margin=1.0):
@@ -262,9 +264,10 @@ assert silhouette > 0, silhouette
 # 2. **Several clusters per class.** Train with `make_loss("magnet", num_clusters=3)`. Does the
 #    nearest-cluster accuracy change? *Hint: the paper's point is that a class can be multi-modal
 #    (a "sandal" cluster and a "boot" cluster); 3 centres per class can follow that.*
-# 3. **The broken port in training.** Why would training with `magnet_divided_by_sigma4` make the
-#    latent shrink? *Hint: evaluate it at $c = 0.01$ and $c = 0.001$ on the toy batch, and think about
-#    what a network can do to lower it without separating any class.*
+# 3. **The broken port in training.** On the toy batch, `magnet_divided_by_sigma4` falls to 0 as the
+#    latent shrinks. Add a seventh point of class 0 that lies nearer class 1's mean than its own: what
+#    happens now at $c = 0.01$? Which scale would training drive the latent to? *Hint: a confused
+#    sample's term grows like $1/c^2$.*
 
 # %%
 # TODO (exercise 1): the toy batch with another margin

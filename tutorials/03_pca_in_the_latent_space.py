@@ -137,27 +137,31 @@ plt.show()
 # another tensor as its latent, with the same weights: `model.latent = "pooled"` (the 512 pooled
 # backbone outputs) or `"features"` (the last convolutional feature map before pooling, flattened:
 # 128 × 7 × 7 = 6,272 on 28 × 28 images). On one training batch of 128, with the model we just
-# trained, the 95% rule keeps:
+# trained and with an untrained one (same seed), the 95% rule keeps:
 
 # %%
 batch = next(data.batches("train", 128, seed=CONFIG["seed"]))
+seed_everything(CONFIG["seed"])
+untrained = SmallCNN(in_channels=channels, num_classes=data.num_classes, image_size=height)
 widths = {}
-model.eval()
-for where in ("embedding", "pooled", "features"):
-    model.latent = where
-    with torch.no_grad():
-        _, latent_here = model(batch.x)
-    widths[where] = int(batch_pca(latent_here, CONFIG["variance"]).k)
-    print(f"{where:>9}: {latent_here.shape[1]:>5} wide, k = {widths[where]}")
-model.latent = "embedding"
-assert widths["features"] > widths["embedding"]
+for name, net in (("untrained", untrained), ("trained", model)):
+    net.eval()
+    for where in ("embedding", "pooled", "features"):
+        net.latent = where
+        with torch.no_grad():
+            _, latent_here = net(batch.x)
+        widths[name, where] = int(batch_pca(latent_here, CONFIG["variance"]).k)
+        print(f"{name:>9} {where:>9}: {latent_here.shape[1]:>5} wide, k = {widths[name, where]}")
+    net.latent = "embedding"
+assert widths["trained", "features"] > widths["trained", "embedding"]
 
 # %% [markdown]
 # Only the feature map comes near the paper's widths (on Fashion-MNIST; on the 8 × 8 digits the
-# feature map is just 128 × 2 × 2). That is one reason to think the paper's distance term acts on the
-# flattened feature map: `LatentBoostLoss` works on whatever the model returns, and the experiment
-# runner compares the readings (`latentboost-lab compare --readings features,...`; issue 13 and
-# `results/README.md` give what they measured).
+# feature map is just 128 × 2 × 2). Much of that is width: the untrained network's wider places
+# keep more components too (printed above). So the paper's widths say its PCA saw a wide
+# representation, not which layer. `LatentBoostLoss` works on
+# whatever the model returns, and the experiment runner compares the readings
+# (`latentboost-lab compare --readings features,...`; `results/README.md` gives what they measured).
 #
 # ## What PCA changes in the loss
 # The projection keeps the k directions of largest variance and drops the rest, so every distance in

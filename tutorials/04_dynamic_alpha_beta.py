@@ -93,12 +93,13 @@ plt.show()
 
 # %% [markdown]
 # ## A catch: what α can move depends on where σ² comes from
-# σ² is estimated from the batch itself, $\sigma^2 = \sum_i d_{i,k_i}/(N-1)$, and by default (as in
-# Rippel et al.) the gradient flows through it too. Then $\sum_i A_i = \sum_i d_{i,k_i}/2\sigma^2 = (N-1)/2$
-# for *every* batch: a constant. While all hinges are active, the α term has no gradient at all, so α
+# σ² is estimated from the batch itself, $\sigma^2 = \sum_i d_{i,k_i}/(N-1)$, and by default the gradient
+# flows through it too (neither Rippel et al. nor the Latent Boost paper say whether it should).
+# Then $\sum_i A_i = \sum_i d_{i,k_i}/2\sigma^2 = (N-1)/2$ for *every* batch: a constant. While all hinges are active, the α term has no gradient at all, so α
 # can act only through which hinges are active. With `variance_gradient=False` σ² is a detached
 # scale, and α·A pulls each latent towards its cluster mean. The paper does not say which it means;
-# on a random batch (per-cluster variances give $\sum_k (n_k-1)/2$ the same way):
+# on a random batch (per-cluster variances, the library's default, give $\sum_k (n_k-1)/2 = (N-C)/2$
+# over C clusters the same way, as long as no variance sits at its floor):
 
 # %%
 g = torch.Generator().manual_seed(0)

@@ -163,9 +163,12 @@ print(f"paired_test: mean difference {library['mean_diff']:+.4f}, t = {library['
 assert abs(library["t"] - t_value) < 1e-9 and abs(library["p"] - p_value) < 1e-9
 
 # %% [markdown]
-# With two seeds the 95% interval is wide (Student's t with one degree of freedom has a critical
-# value of 12.7), and the report gives no verdict at all below 3 seeds: it says "inconclusive". That
-# is the honest answer for a QUICK run. The FULL setting uses five seeds.
+# With two seeds Student's t has one degree of freedom and a critical value of 12.7, so the 95%
+# interval is wide unless the two differences happen to agree closely; and two points cannot
+# estimate a spread at all, so a small p from two seeds that agree by chance means little. The
+# report therefore gives no verdict below 3 seeds: it says "inconclusive", whatever p is (compare
+# the p printed above). That is the honest answer for a QUICK run. The FULL setting uses five
+# seeds.
 #
 # ## 3. A λ sweep
 # λ is the share of the distance term: λ = 0 is cross-entropy, λ = 1 drops cross-entropy entirely
