@@ -617,6 +617,23 @@ def _train_one(
     return entry
 
 
+def open_experiment(
+    config: ExperimentConfig, out_dir, command: str | None = None, shard=None
+) -> tuple[Path, Results, list]:
+    """Check ``config`` and ``out_dir`` (writable, same settings as the runs already there), open
+    its ``runs.json`` with this invocation's command and environment, and list the runs of
+    ``shard`` still to do. Every runner starts here: sequential, worker processes, cluster jobs."""
+    if not isinstance(config, ExperimentConfig):
+        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
+    todo = planned_runs(config, shard)
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    (out_dir / "checkpoints").mkdir(exist_ok=True)
+    results = _open_results(config, out_dir, command)
+    results.save()
+    return out_dir, results, [(s, a) for s, a in todo if run_key(a, s) not in results.runs]
+
+
 def run_experiment(
     config: ExperimentConfig,
     out_dir: str | os.PathLike,
@@ -641,16 +658,7 @@ def run_experiment(
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(config, ExperimentConfig):
-        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
-    todo = planned_runs(config, shard)
-    out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
-    (out_dir / "checkpoints").mkdir(exist_ok=True)
-    results = _open_results(config, out_dir, command)
-    results.save()
-
-    todo = [(seed, arm) for seed, arm in todo if run_key(arm, seed) not in results.runs]
+    out_dir, results, todo = open_experiment(config, out_dir, command, shard)
     data, data_seed, ood_sets = None, None, {}  # one seed's data at a time
     bar = tqdm(todo, desc="runs", disable=not progress)
     for seed, arm in bar:

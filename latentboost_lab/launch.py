@@ -34,7 +34,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .experiments import ExperimentConfig, Results, planned_runs, run_key
+from .experiments import ExperimentConfig, Results, open_experiment, run_key
 
 __all__ = ["LAUNCHERS", "RunJob", "parse_devices", "run_jobs", "run_one", "submit"]
 
@@ -115,17 +115,8 @@ def run_one(
 
 def _open(config: ExperimentConfig, out_dir, command: str | None, shard) -> tuple[Path, list]:
     """Check and open ``out_dir`` as the sequential runner does; the runs left to do."""
-    from .experiments import _check_out_dir, _open_results
-
-    if not isinstance(config, ExperimentConfig):
-        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
-    todo = planned_runs(config, shard)
-    out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
-    (out_dir / "checkpoints").mkdir(exist_ok=True)
-    results = _open_results(config, out_dir, command)
-    results.save()
-    return out_dir, [(s, a) for s, a in todo if run_key(a, s) not in results.runs]
+    out_dir, _, todo = open_experiment(config, out_dir, command, shard)
+    return out_dir, todo
 
 
 def _default_devices(config: ExperimentConfig) -> list[str]:
