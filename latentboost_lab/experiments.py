@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from ._checks import check_choice, check_in_range, check_int
-from .recipes import LOSSES, READINGS
+from .recipes import LOSSES, READINGS, resolve_reading
 from .training import History
 
 __all__ = [
@@ -103,19 +103,9 @@ class Arm:
 
 def _reading_arm(reading: str, lam: float | None) -> Arm:
     """The Latent Boost arm of ``reading``: names from :data:`READINGS` joined by "+"."""
-    parts = [p.strip() for p in reading.split("+")]
-    for p in parts:
-        check_choice("readings", p, READINGS)
-    if len(set(parts)) != len(parts):
-        raise ValueError(f"readings must not repeat a part, got {reading!r}")
-    merged: dict = {}
-    for p in parts:
-        merged.update(READINGS[p])
-    latents = [READINGS[p]["latent"] for p in parts if "latent" in READINGS[p]]
-    if len(latents) > 1:
-        raise ValueError(f"readings: {reading!r} names more than one latent ({latents})")
-    latent = merged.pop("latent", "embedding")
-    return Arm(f"latentboost-{'+'.join(parts)}", "latentboost", lam, tuple(merged.items()), latent)
+    latent, options = resolve_reading(reading, name="readings")
+    name = "+".join(p.strip() for p in reading.split("+"))
+    return Arm(f"latentboost-{name}", "latentboost", lam, tuple(options.items()), latent)
 
 
 def parse_arms(

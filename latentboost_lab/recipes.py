@@ -36,17 +36,18 @@ PRESETS = {"paper": {"latent": "features"}}
 READINGS["paper"] = PRESETS["paper"]
 
 
-def resolve_reading(reading: str) -> tuple[str, dict]:
+def resolve_reading(reading: str, name: str = "reading") -> tuple[str, dict]:
     """The model's latent and the loss options of ``reading``: names from :data:`READINGS`
-    joined by "+" (e.g. ``features+detached_variance``)."""
+    joined by "+" (e.g. ``features+detached_variance``). ``name``: the argument the errors
+    name."""
     parts = [p.strip() for p in str(reading).split("+")]
     for p in parts:
-        check_choice("reading", p, READINGS)
+        check_choice(name, p, READINGS)
     if len(set(parts)) != len(parts):
-        raise ValueError(f"reading must not repeat a part, got {reading!r}")
+        raise ValueError(f"{name} must not repeat a part, got {reading!r}")
     latents = [READINGS[p]["latent"] for p in parts if "latent" in READINGS[p]]
     if len(latents) > 1:
-        raise ValueError(f"reading: {reading!r} names more than one latent ({latents})")
+        raise ValueError(f"{name}: {reading!r} names more than one latent ({latents})")
     options = {k: v for p in parts for k, v in READINGS[p].items() if k != "latent"}
     return (latents[0] if latents else "embedding"), options
 
