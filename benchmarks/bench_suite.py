@@ -43,7 +43,6 @@ import datetime
 import functools
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -64,6 +63,7 @@ import bench_loss_step  # noqa: E402
 import bench_silhouette  # noqa: E402
 
 from latentboost_lab._checks import comma_list, non_negative_int, positive_int  # noqa: E402
+from latentboost_lab.provenance import provenance  # noqa: E402
 
 ARMS = ("ce", "magnet", "center", "latentboost")
 PCA_OFF = "latentboost_pca_off"
@@ -137,51 +137,21 @@ def load_average() -> dict:
     }
 
 
-def versions() -> dict:
-    import numpy
-    import sklearn
-
-    import latentboost_lab
-
-    out = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "latentboost_lab": latentboost_lab.__version__,
+def _provenance(env: dict) -> dict:
+    """The run's :func:`latentboost_lab.provenance.provenance`; a JSON written before it existed
+    (``versions`` and ``machine``) is read into the same keys."""
+    if "provenance" in env:
+        return env["provenance"]
+    versions, machine = env["versions"], env["machine"]
+    return {
+        **{k.replace("-", "_"): v for k, v in versions.items()},
+        "git": versions.get("git_commit"),
+        "cpu": machine["cpu"],
+        "cpu_count": machine["cpu_count"],
+        "torch_threads": machine["torch_threads"],
+        "device": machine["device"],
+        "cuda": machine.get("gpu"),
     }
-    try:
-        import torchvision
-
-        out["torchvision"] = torchvision.__version__
-    except ImportError:
-        out["torchvision"] = None
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(HERE), "rev-parse", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        out["git_commit"] = commit + (" (uncommitted changes)" if dirty else "") or None
-    except OSError:
-        out["git_commit"] = None
-    return out
-
-
-def machine(device: torch.device) -> dict:
-    info = {
-        "cpu": bench_silhouette.cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-        "platform": platform.platform(),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def progress(message: str) -> None:
@@ -452,17 +422,17 @@ def _ms(seconds: float) -> str:
 def markdown(result: dict) -> str:
     """The summary: a header on the machine and its load, then one table per section run."""
     env = result["environment"]
-    start, end = env["load_start"], env["load_end"]
+    start, end, where = env["load_start"], env["load_end"], _provenance(env)
     lines = [
         "# Performance suite",
         "",
         f"Command: `{result['command']}`",
         "",
-        f"{env['machine']['cpu']}, {env['machine']['cpu_count']} CPUs, "
-        f"torch threads {env['machine']['torch_threads']}, device {env['machine']['device']}"
-        + (f" ({env['machine']['gpu']})" if "gpu" in env["machine"] else "")
-        + f"; torch {env['versions']['torch']}, scikit-learn {env['versions']['scikit-learn']}, "
-        f"torchvision {env['versions']['torchvision']}, commit {env['versions']['git_commit']}. "
+        f"{where['cpu']}, {where['cpu_count']} CPUs, "
+        f"torch threads {where['torch_threads']}, device {where['device']}"
+        + (f" ({where['cuda']})" if where.get("cuda") else "")
+        + f"; torch {where['torch']}, scikit-learn {where['scikit_learn']}, "
+        f"torchvision {where['torchvision']}, commit {where['git']}. "
         f"Load average (1 min) {_load(start)} at the start ({start['time']}) and "
         f"{_load(end)} at the end ({end['time']}); {result['seconds']:.0f} s in all. "
         "Other processes on the machine slow every side; compare the ratios, which were measured "
@@ -740,12 +710,13 @@ def main(argv=None) -> int:
     result = {
         "command": command,
         "settings": settings,
-        "environment": {"load_start": load_average(), "versions": versions()},
+        "environment": {"load_start": load_average()},
         "sections": {},
     }
     started = time.perf_counter()
     with bench_silhouette.threads_limited(args.threads):
-        result["environment"]["machine"] = machine(device)
+        # Inside the thread limit: torch_threads is the one the timings ran with.
+        result["environment"]["provenance"] = provenance(device)
         if "steps" in args.sections:
             result["sections"]["steps"] = steps_section(settings, root, device)
         if "silhouette" in args.sections:

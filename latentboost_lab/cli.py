@@ -513,11 +513,10 @@ _SLURM_DEFAULTS = {"partition": None, "gpus_per_job": 1, "cpus_per_job": None, "
 def cmd_compare(args) -> int:
     import torch
 
+    from .estimate import estimate_time, format_estimate
     from .experiments import (
         ExperimentConfig,
         Results,
-        estimate_time,
-        format_estimate,
         parse_arms,
         run_experiment,
     )
@@ -643,11 +642,12 @@ def add_merge_parser(sub) -> None:
 
 
 def cmd_merge(args) -> int:
-    from .runstore import merge_folders
+    from .report import write_report
+    from .results import merge_folders
 
     command = "latentboost-lab " + " ".join(sys.argv[1:]) if sys.argv[1:] else "merge"
     results = merge_folders(args.out, args.inputs, command)
-    for path in results.write_report():
+    for path in write_report(results):
         print(f"wrote {path}")
     print(f"wrote {Path(args.out) / 'runs.json'}: {len(results.runs)} runs")
     return 0
@@ -780,7 +780,8 @@ def cmd_ood(args) -> int:
 
     from .data import load_dataset
     from .ood import DEFAULT_SCORES, OODScorer, format_ood_table, load_ood
-    from .training import atomic_write, check_writable_path, load_checkpoint
+    from .runstore import atomic_write
+    from .training import check_writable_path, load_checkpoint
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -923,7 +924,7 @@ def _warm_up(args, data) -> float:
 def cmd_demo(args) -> int:
     from .metrics import embed, f1_score, silhouette_score
     from .plots import plot_comparison_latents
-    from .training import atomic_write
+    from .runstore import atomic_write
 
     out = _writable_folder("--out", args.out)  # fail now, not after training
     data = _load(args)
@@ -1016,7 +1017,8 @@ def _check_own_data(args) -> int:
     import torch
 
     from .data import load_dataset
-    from .training import atomic_write, check_writable_path
+    from .runstore import atomic_write
+    from .training import check_writable_path
 
     if args.npz is not None:
         check_writable_path("--npz", args.npz)  # fail now, not after reading every image

@@ -25,22 +25,21 @@ an uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import os
-import platform
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
+from . import report
 from ._checks import check_choice, check_in_range, check_int
-from .recipes import LOSSES, READINGS, resolve_reading
-from .training import History
+from .provenance import provenance
+from .recipes import LOSSES, READINGS, make_loss, resolve_reading
+from .results import Arm, merge_arms, run_key, settings_difference
+from .results import Results as RunRecords
 
 __all__ = [
     "ABLATIONS",
@@ -48,8 +47,6 @@ __all__ = [
     "Arm",
     "ExperimentConfig",
     "Results",
-    "estimate_time",
-    "format_estimate",
     "parse_arms",
     "parse_shard",
     "planned_runs",
@@ -62,43 +59,6 @@ ABLATIONS = {
     "shared_variance": {"variance": "shared"},
     "fixed_weights": {"alpha": 1.0, "beta": 1.0},
 }
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One arm of a comparison: a loss recipe, its λ and extra options, under a display name;
-    ``latent`` is where the model's latent is taken (the same weights for every choice)."""
-
-    name: str
-    loss: str
-    lam: float | None = None
-    options: tuple[tuple[str, object], ...] = ()
-    latent: str = "embedding"
-
-    @property
-    def classifier(self) -> str:
-        """How the arm classifies: ``"head"`` (the softmax layer) or ``"clusters"`` (the Magnet
-        method trains the latent only and classifies by the nearest clusters, its eq. 6)."""
-        return "clusters" if self.loss == "magnet" else "head"
-
-    @property
-    def monitor(self) -> str:
-        """The validation accuracy of the arm's own classifier (early stopping, epochs to reach
-        the reference)."""
-        return "val_cluster_acc" if self.classifier == "clusters" else "val_acc"
-
-    def build(self, data, latent_dim: int):
-        from .recipes import make_loss
-
-        return make_loss(
-            self.loss, data=data, lam=self.lam, latent_dim=latent_dim, **dict(self.options)
-        )
-
-    def to_dict(self) -> dict:
-        d = {"name": self.name, "loss": self.loss, "lam": self.lam, "options": dict(self.options)}
-        if self.latent != "embedding":  # runs.json written before the choice existed stay equal
-            d["latent"] = self.latent
-        return d
 
 
 def _reading_arm(reading: str, lam: float | None) -> Arm:
@@ -223,147 +183,19 @@ class ExperimentConfig:
         return d
 
 
-def environment() -> dict:
-    """Versions, device and threads: what a reader needs to judge the timings."""
-    from importlib import metadata
-
-    from . import __version__
-
-    def version(package: str) -> str | None:
-        try:  # the installed metadata: no need to import (slow) packages for their version
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "latentboost_lab": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        **{p.replace("-", "_"): version(p) for p in ("torchvision", "numpy", "scikit-learn")},
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git": _git_revision(),
-    }
-
-
-def _git_revision() -> str | None:
-    """The commit of the package's source when it runs from a git checkout, with "+changes"
-    when its files differ from that commit; None otherwise (an installed wheel)."""
-    import subprocess
-
-    package = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(package), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        changes = subprocess.run(
-            ["git", "-C", str(package), "status", "--porcelain", "--", "."],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+changes" if changes else "")
-
-
-def run_key(arm: Arm, seed: int) -> str:
-    return f"{arm.name}/seed{seed}"
-
-
-class Results:
-    """The runs of a comparison as stored in ``runs.json``: ``results.runs[key]`` is a dict with
-    ``arm``, ``seed``, ``history`` (as :class:`~latentboost_lab.training.History`'s dict),
-    ``test`` (final test metrics) and ``seconds``."""
-
-    def __init__(self, document: dict, path: Path | None = None):
-        self.document = document
-        self.path = path
-        # How many entries of "commands" (and "environment") are on disk already: the ones
-        # after it are this process's, added to the file at the next save.
-        self._saved_log = 0
-
-    @property
-    def runs(self) -> dict[str, dict]:
-        return self.document["runs"]
-
-    @property
-    def config(self) -> dict:
-        return self.document["config"]
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Results:
-        """Read ``runs.json`` (or the folder holding it)."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / "runs.json"
-        try:
-            document = json.loads(path.read_text())
-        except FileNotFoundError as err:
-            raise FileNotFoundError(
-                f"{path} does not exist: no comparison has been run into {path.parent} yet"
-            ) from err
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path} is not a readable runs.json ({err})") from err
-        if not isinstance(document, dict) or "runs" not in document or "config" not in document:
-            raise ValueError(f"{path} is not a runs.json written by run_experiment")
-        results = cls(document, path)
-        results._saved_log = len(document.get("commands", []))
-        return results
-
-    def save(self) -> None:
-        """Add this object's runs, arms, seeds and command to the file on disk, under a lock
-        (:mod:`latentboost_lab.runstore`): runs that other processes added meanwhile are kept,
-        and this object then holds them too. A run on disk already is not replaced."""
-        from .runstore import locked_update
-
-        def merge(disk: dict | None) -> dict:
-            if disk is None:
-                return self.document
-            differ = settings_difference(
-                disk["config"].get("fixed", {}), self.config.get("fixed", {})
-            )
-            if differ:
-                raise ValueError(f"{self.path} now holds runs made with other settings ({differ})")
-            for key, run in self.runs.items():
-                disk["runs"].setdefault(key, run)
-            config = disk["config"]
-            config["arms"] = _merge_arms(config.get("arms", []), self.config["arms"])
-            config["seeds"] = sorted(set(config["seeds"]) | set(self.config["seeds"]))
-            for log in ("commands", "environment"):
-                disk.setdefault(log, []).extend(self.document.get(log, [])[self._saved_log :])
-            return disk
-
-        self.document = locked_update(self.path, merge)
-        self._saved_log = len(self.document.get("commands", []))
-
-    def history(self, key: str) -> History:
-        return History(**self.runs[key]["history"])
+class Results(RunRecords):
+    """A ``runs.json`` (:class:`latentboost_lab.results.Results`) with its report: the tables,
+    the paired tests and the figures of :mod:`latentboost_lab.report`."""
 
     def summary(self, reference: str = "ce") -> dict:
-        from .report import summarise
-
-        return summarise(self, reference=reference)
+        return report.summarise(self, reference=reference)
 
     def markdown(self, reference: str = "ce") -> str:
-        from .report import markdown
-
-        return markdown(self, reference=reference)
+        return report.markdown(self, reference=reference)
 
     def write_report(self, reference: str = "ce") -> list[Path]:
         """Write ``summary.md``, ``summary.json`` and the figures beside ``runs.json``."""
-        from .report import write_report
-
-        return write_report(self, reference=reference)
+        return report.write_report(self, reference=reference)
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -393,18 +225,11 @@ def _load_matching(config: ExperimentConfig, out_dir: Path) -> Results | None:
     return results
 
 
-def settings_difference(saved: dict, now: dict) -> str:
-    """The settings (``ExperimentConfig.fixed()``) that differ, as "epochs: 2 there, 3 now";
-    empty when they are the same."""
-    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    return ", ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in differ)
-
-
 def _open_results(config: ExperimentConfig, out_dir: Path, command: str | None) -> Results:
     path = out_dir / "runs.json"
     results = _load_matching(config, out_dir)
     if results is not None:
-        results.document["config"]["arms"] = _merge_arms(
+        results.document["config"]["arms"] = merge_arms(
             results.config.get("arms", []), [a.to_dict() for a in config.arms]
         )
         results.document["config"]["seeds"] = sorted(
@@ -425,13 +250,8 @@ def _open_results(config: ExperimentConfig, out_dir: Path, command: str | None) 
         }
         results = Results(document, path)
     results.document["commands"].append(command or shlex.join(sys.argv))
-    results.document["environment"].append(environment())
+    results.document["environment"].append(provenance())
     return results
-
-
-def _merge_arms(old: list[dict], new: list[dict]) -> list[dict]:
-    names = {a["name"] for a in old}
-    return old + [a for a in new if a["name"] not in names]
 
 
 def _test_metrics(model, data, loss, pca_variance: float, classifier: str = "head") -> dict:
@@ -523,7 +343,10 @@ def _build_run(config: ExperimentConfig, arm: Arm, data, seed: int):
 
     seed_everything(seed)
     model = build_model(config.model, data.info, config.latent_dim, latent=arm.latent)
-    return model, arm.build(data, model.latent_dim)
+    loss = make_loss(
+        arm.loss, data=data, lam=arm.lam, latent_dim=model.latent_dim, **dict(arm.options)
+    )
+    return model, loss
 
 
 def _fit_kwargs(config: ExperimentConfig, arm: Arm, seed: int, progress: bool) -> dict:
@@ -668,220 +491,3 @@ def run_experiment(
     if report:
         results.write_report()
     return results
-
-
-def estimate_time(
-    config: ExperimentConfig,
-    *,
-    epochs: int = 3,
-    out_dir: str | os.PathLike | None = None,
-    progress: bool = True,
-) -> dict:
-    """Measure what ``run_experiment(config, out_dir)`` would cost here, before committing hours.
-
-    Each arm is trained for ``epochs`` epochs with the first seed, in exactly the comparison's
-    setting (the same :func:`fit` arguments, a checkpoint written after every epoch into a
-    temporary folder), and evaluated on the test split once (and against the OOD sets, with
-    ``config.ood``: their loading counts with the data's); nothing is kept. An epoch is timed
-    from the end of the one before to the end of its checkpoint, so it holds all of an epoch's
-    cost (Magnet's cluster refresh, validation, the checkpoint). A run that trains the whole
-    budget of ``config.epochs`` epochs is then estimated as: building the model, the first
-    epoch as measured (it carries the start-up costs: first calls, ``torch.compile``), the
-    median of the later epochs for each further epoch, and the test evaluation. Loading the
-    data, once per seed, is measured once. Early stopping can only shorten a run; writing the
-    report at the end is not counted. With ``out_dir`` holding a ``runs.json``, only the runs
-    not yet in it are counted (and other settings there are refused, as
-    :func:`run_experiment` would).
-
-    Returns a dict with ``rows`` (per arm: ``epoch_times`` as measured, ``first_epoch_seconds``,
-    ``epoch_seconds`` (median of the later epochs, or the first when only one ran) and their
-    ``epoch_range``, ``train_seconds`` (the training part of an epoch), ``overhead_seconds``
-    (the part of an epoch outside the epoch record's own timing: the checkpoint, the kept
-    weights), ``build_seconds``, ``end_seconds`` (after the last epoch: the best weights put
-    back), ``test_seconds``, ``run_seconds``,
-    ``seconds_per_1000_images`` (a later epoch per 1,000 training images, to scale the figure
-    to a larger training split: an epoch's cost grows with its number of steps), ``runs_left``),
-    ``data_seconds``, ``n_train`` (after the validation share), ``steps_per_epoch``,
-    ``total_seconds`` and the ``environment``.
-    """
-    import itertools
-    import math
-    import statistics
-    import tempfile
-
-    from .training import _split_size, fit
-
-    if not isinstance(config, ExperimentConfig):
-        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
-    epochs = check_int("epochs", epochs, 1)
-    if epochs > config.epochs:
-        raise ValueError(
-            f"epochs: the estimate would train {epochs} epochs, more than the comparison's "
-            f"budget of {config.epochs}; measure at most {config.epochs}"
-        )
-    existing = _load_matching(config, Path(out_dir)) if out_dir is not None else None
-    done = set(existing.runs) if existing is not None else set()
-    seed = config.seeds[0]
-    # Once per process, not per run: the first optimizer imports torch._dynamo (seconds).
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    started = time.perf_counter()
-    data = _load_data(config, seed)
-    ood_sets = _load_ood_sets(config, data, seed)
-    data_seconds = time.perf_counter() - started
-    n_train = _split_size(data, "train")
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="latentboost_estimate_") as scratch:
-        for arm in config.arms:
-            started = time.perf_counter()
-            model, loss = _build_run(config, arm, data, seed)
-            build_seconds = time.perf_counter() - started
-            # Each epoch's end, after its checkpoint: the intervals hold all of an epoch's cost.
-            ends: list[float] = []
-            started = time.perf_counter()
-            history = fit(
-                model,
-                data,
-                loss,
-                **_fit_kwargs(config, arm, seed, progress),
-                epochs=epochs,
-                checkpoint=Path(scratch) / "estimate.pt",
-                callbacks=[lambda *_, ends=ends: ends.append(time.perf_counter())],
-            )
-            tail_seconds = time.perf_counter() - ends[-1] if ends else 0.0
-            if history.interrupted:
-                raise KeyboardInterrupt(f"interrupted while timing {arm.name}")
-            times = [b - a for a, b in itertools.pairwise([started, *ends])]
-            later = times[1:] or times
-            epoch_seconds = statistics.median(later)
-            # The part of an epoch outside its own record: the checkpoint, the kept weights.
-            overhead = max(epoch_seconds - _later_median(history, "seconds"), 0.0)
-            started = time.perf_counter()
-            _test_metrics(model, data, loss, config.pca_variance, arm.classifier)
-            if ood_sets:
-                _ood_metrics(model, data, ood_sets)
-            test_seconds = time.perf_counter() - started
-            run_seconds = (
-                build_seconds
-                + times[0]
-                + (config.epochs - 1) * epoch_seconds
-                + tail_seconds
-                + test_seconds
-            )
-            rows.append(
-                {
-                    "arm": arm.name,
-                    "epoch_times": times,
-                    "epoch_range": (min(later), max(later)),
-                    "first_epoch_seconds": times[0],
-                    "epoch_seconds": epoch_seconds,
-                    "train_seconds": _later_median(history, "train_seconds"),
-                    "overhead_seconds": overhead,
-                    "build_seconds": build_seconds,
-                    "end_seconds": tail_seconds,
-                    "test_seconds": test_seconds,
-                    "run_seconds": run_seconds,
-                    "seconds_per_1000_images": 1000 * epoch_seconds / max(n_train, 1),
-                    "runs_left": sum(run_key(arm, s) not in done for s in config.seeds),
-                }
-            )
-    seeds_left = sum(any(run_key(a, s) not in done for a in config.arms) for s in config.seeds)
-    return {
-        "dataset": config.dataset,
-        "model": config.model,
-        "device": str(data.device),
-        "budget_epochs": config.epochs,
-        "patience": config.patience,
-        "seeds": len(config.seeds),
-        "measured_epochs": epochs,
-        "n_train": n_train,
-        "batch_size": config.batch_size,
-        "steps_per_epoch": math.ceil(n_train / config.batch_size),
-        "data_seconds": data_seconds,
-        "rows": rows,
-        "runs_done": sum(run_key(a, s) in done for a in config.arms for s in config.seeds),
-        "total_seconds": seeds_left * data_seconds
-        + sum(r["runs_left"] * r["run_seconds"] for r in rows),
-        "environment": environment(),
-    }
-
-
-def _later_median(history, key: str) -> float:
-    """The median of an epoch record's timing over the epochs after the first (which carries
-    the start-up costs); the first alone when only one ran."""
-    import statistics
-
-    values = [record[key] for record in history.epochs]
-    return statistics.median(values[1:] or values)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def format_estimate(estimate: dict) -> str:
-    """The :func:`estimate_time` result as a Markdown table and a one-line total."""
-    e = estimate
-    env = e["environment"]
-    if e["device"].startswith("cuda"):
-        where = env.get("cuda") or "a CUDA device"
-    else:
-        threads = env.get("torch_threads")
-        where = f"{env.get('processor')}, {threads} torch thread{'s' if threads != 1 else ''}"
-    n = e["measured_epochs"]
-    later = {1: "", 2: "; later epochs: the second"}.get(
-        n, f"; later epochs: median (and range) of epochs 2-{n}"
-    )
-    lines = [
-        f"Measured on {e['device']} ({where}): {e['dataset']}, {e['model']}, "
-        f"{e['n_train']} training images after the validation share, batch {e['batch_size']} "
-        f"({e['steps_per_epoch']} steps per epoch); {n} epoch{'s' if n > 1 else ''} per arm, "
-        f"first epoch (with start-up costs) timed apart{later}. Loading the data: "
-        f"{_duration(e['data_seconds'])} per seed.",
-        "",
-        "| arm | first epoch (s) | later epoch (s) | of which training (s) "
-        "| checkpoint etc. per epoch (s) | later epoch per 1,000 training images (s) "
-        f"| test evaluation (s) | one run of {e['budget_epochs']} epochs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in e["rows"]:
-        low, high = r["epoch_range"]
-        later_epoch = (
-            "–"
-            if n == 1
-            else f"{r['epoch_seconds']:.2f}" + (f" ({low:.2f}–{high:.2f})" if n > 2 else "")
-        )
-        lines.append(
-            f"| {r['arm']} | {r['first_epoch_seconds']:.2f} | {later_epoch} "
-            f"| {r['train_seconds']:.2f} | {r['overhead_seconds']:.2f} "
-            f"| {r['seconds_per_1000_images']:.3f} | {r['test_seconds']:.2f} "
-            f"| {_duration(r['run_seconds'])} |"
-        )
-    if n == 1:
-        lines += [
-            "",
-            "One measured epoch: the later epochs are taken to cost as much as the first.",
-        ]
-    runs_left = sum(r["runs_left"] for r in e["rows"])
-    done = f", {e['runs_done']} already done" if e["runs_done"] else ""
-    stop = (
-        f"; early stopping (patience {e['patience']}) can end runs sooner" if e["patience"] else ""
-    )
-    lines += [
-        "",
-        f"The comparison ({len(e['rows'])} arms x {e['seeds']} seeds: {runs_left} runs to "
-        f"go{done}), every run to its full budget: about {_duration(e['total_seconds'])}"
-        f"{stop}. Not counted: writing the report at the end.",
-    ]
-    return "\n".join(lines)
-
-
-def arms_in(results: Results, names: Iterable[str] | None = None) -> list[str]:
-    """The arm names of ``results`` in their configured order (optionally only ``names``)."""
-    order = [a["name"] for a in results.config.get("arms", [])]
-    present = {r["arm"] for r in results.runs.values()}
-    order = [n for n in order if n in present] + sorted(present - set(order))
-    return [n for n in order if names is None or n in set(names)]

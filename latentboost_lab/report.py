@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .results import arms_in
+from .runstore import atomic_write
+
 __all__ = [
     "PAPER_ACCURACY_DELTA",
     "PAPER_PCA_WIDTH",
@@ -153,8 +156,6 @@ def summarise(results, reference: str = "ce") -> dict:
     """Per arm: mean/std/n of every metric; against ``reference`` (when it ran): the paired
     test of every metric over the shared seeds, and how often the arm reached the reference's
     best validation accuracy."""
-    from .experiments import arms_in
-
     runs = results.runs
     by_arm: dict[str, dict[int, dict]] = {}
     for run in runs.values():
@@ -437,8 +438,6 @@ def _ood_row(name: str, entry: dict, scores: list[str], what: str) -> str:
 def write_report(results, reference: str = "ce") -> list[Path]:
     """Write ``summary.md``, ``summary.json`` and the figures beside ``runs.json``; return the
     paths written."""
-    from .training import atomic_write
-
     out = Path(results.path).parent
     written = []
     summary = summarise(results, reference)

@@ -14,7 +14,6 @@ plug in alike). Optional hooks a loss may have, and what ``fit`` does with them:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -22,7 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,6 +32,8 @@ from tqdm.auto import tqdm
 from ._checks import check_choice, check_in_range, check_int
 from .device import select_device
 from .metrics import model_outputs
+from .results import History
+from .runstore import atomic_write
 
 __all__ = [
     "CrossEntropyLoss",
@@ -67,64 +68,6 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(message)
         self.epoch, self.step, self.part = epoch, step, part
         self.history: History | None = None
-
-
-@dataclass
-class History:
-    """What happened in a run, one dict per epoch (``train_loss``, the loss's parts,
-    ``train_acc``, ``val_acc``, ``test_acc``, ``seconds``, ``lr``, ...).
-
-    ``history["val_acc"]`` is the list of that value over the epochs.
-    """
-
-    epochs: list[dict] = field(default_factory=list)
-    config: dict = field(default_factory=dict)
-    best_epoch: int | None = None  # the epoch whose weights were kept (early stopping)
-    stopped_early: bool = False
-    interrupted: bool = False
-
-    def __getitem__(self, key: str) -> list:
-        return [record.get(key, math.nan) for record in self.epochs]
-
-    def __len__(self) -> int:
-        return len(self.epochs)
-
-    @property
-    def epochs_to_stop(self) -> int:
-        """How many epochs were trained (the figure the paper compares)."""
-        return len(self.epochs)
-
-    @property
-    def last(self) -> dict:
-        return self.epochs[-1] if self.epochs else {}
-
-    def to_json(self, path: str | os.PathLike | None = None) -> str:
-        text = json.dumps(asdict(self), indent=1, default=float)
-        if path is not None:
-            atomic_write(path, text.encode())
-        return text
-
-    @classmethod
-    def from_json(cls, text_or_path: str | os.PathLike) -> History:
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            text = Path(text_or_path).read_text()
-        return cls(**json.loads(text))
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it: a crash mid-write never leaves
-    a half-written file behind."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from latentboost_lab.provenance import provenance
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -53,10 +55,12 @@ def test_json_records_the_run_and_the_machine(smoke):
     for moment in ("load_start", "load_end"):
         assert "load average" in env[moment]["uptime"]
         assert env[moment]["load_1min"] >= 0
-    assert env["machine"]["torch_threads"] == 1  # the default --threads
-    assert env["machine"]["device"] == "cpu"
-    for package in ("torch", "scikit-learn", "torchvision", "latentboost_lab"):
-        assert env["versions"][package]
+    where = env["provenance"]  # the same record as runs.json's environment
+    assert set(where) >= set(provenance())
+    assert where["torch_threads"] == 1  # the default --threads
+    assert where["device"] == "cpu"
+    for package in ("torch", "scikit_learn", "torchvision", "latentboost_lab"):
+        assert where[package]
     assert set(result["sections"]) == {"steps", "silhouette", "loader"}
 
 

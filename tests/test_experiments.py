@@ -12,13 +12,12 @@ import pytest
 import torch
 
 from latentboost_lab import cli, training
+from latentboost_lab.estimate import estimate_time, format_estimate
 from latentboost_lab.experiments import (
     ABLATIONS,
     Arm,
     ExperimentConfig,
     Results,
-    estimate_time,
-    format_estimate,
     parse_arms,
     run_experiment,
 )

@@ -24,6 +24,7 @@ from latentboost_lab.experiments import (
     planned_runs,
     run_experiment,
 )
+from latentboost_lab.results import merge_folders
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -178,7 +179,7 @@ def test_shards_merge_into_the_sequential_runs(sequential, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out and (out / "summary.md").stat().st_size > 0
     assert_same_runs(Results.load(out), sequential)
     # The same runs again (equal but for their timing): kept once.
-    merged = runstore.merge_folders(out, [sequential.path.parent], "again")
+    merged = merge_folders(out, [sequential.path.parent], "again")
     assert_same_runs(merged, sequential)
     assert merged.document["commands"][-1] == "again"
 
@@ -201,14 +202,14 @@ def test_merge_refuses_other_settings_and_differing_duplicates(tmp_path):
     c = fake_folder(tmp_path / "c", {"ce/seed1": fake_run(0.5)}, epochs=4)
     out = tmp_path / "out"
     with pytest.raises(ValueError, match=r"the run ce/seed0 is in .*a and in .*b with different"):
-        runstore.merge_folders(out, [a, b], "m")
+        merge_folders(out, [a, b], "m")
     with pytest.raises(ValueError, match=r"other settings .*epochs: 2 there, 4 now"):
-        runstore.merge_folders(out, [a, c], "m")
+        merge_folders(out, [a, c], "m")
     with pytest.raises(FileNotFoundError, match="no comparison has been run"):
-        runstore.merge_folders(out, [a, tmp_path / "missing"], "m")
+        merge_folders(out, [a, tmp_path / "missing"], "m")
     assert not (out / "runs.json").exists()
     d = fake_folder(tmp_path / "d", {"ce/seed0": fake_run(0.5, seconds=9.0)})
-    merged = runstore.merge_folders(out, [a, d], "m")
+    merged = merge_folders(out, [a, d], "m")
     assert merged.runs == {"ce/seed0": fake_run(0.5)}  # the first copy
     assert merged.document["commands"] == ["made", "made", "m"]
 
