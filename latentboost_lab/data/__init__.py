@@ -24,10 +24,15 @@ A data set of your own, as the same uint8 TensorData:
 - Dataset objects with ``(image, label)`` items: ``from_datasets(train, test)``.
 
 Labels follow :func:`.sources.index_labels`; sizes and channels :mod:`.user`.
+
+A super-class task (:mod:`.groups`): ``load_dataset("fashion_mnist", group="fmnist_super")``
+trains on super-class labels and keeps the data set's own labels as ``sub_labels(split)``,
+for evaluation only.
 """
 
 from __future__ import annotations
 
+from .groups import GROUPINGS, Grouping, resolve_grouping
 from .samplers import (
     ClassBalancedSampler,
     SequentialSampler,
@@ -56,12 +61,14 @@ __all__ = [
     "DATASETS",
     "DEBIAN_FASHION_MNIST",
     "FASHION_MNIST_FILES",
+    "GROUPINGS",
     "IMAGE_EXTENSIONS",
     "Batch",
     "ClassBalancedSampler",
     "DataFileError",
     "DataNotFoundError",
     "DatasetInfo",
+    "Grouping",
     "SequentialSampler",
     "ShuffledSampler",
     "TensorData",
@@ -75,6 +82,7 @@ __all__ = [
     "read_idx",
     "read_image_folder",
     "read_npz",
+    "resolve_grouping",
     "search_dirs",
     "stratified_indices",
 ]

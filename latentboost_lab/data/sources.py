@@ -46,6 +46,12 @@ class DatasetInfo:
     std: tuple[float, ...]
     augment: bool = False  # random crop (4-pixel padding) and horizontal flip during training
     description: str = ""
+    # A super-class task (load_dataset's group=; see data/groups.py): the grouping's name, the
+    # data set's own class names (the hidden sub-classes, in their label order) and the
+    # super-class label of each. Empty for an ordinary data set.
+    group: str = ""
+    sub_classes: tuple[str, ...] = ()
+    super_of_sub: tuple[int, ...] = ()
 
     @property
     def num_classes(self) -> int:

@@ -14,6 +14,7 @@ import torch
 
 from .._checks import check_in_range, check_int
 from ..device import select_device
+from .groups import resolve_grouping
 from .samplers import SequentialSampler, ShuffledSampler, _generator, stratified_indices
 from .sources import DATASETS, DataFileError, DatasetInfo, read_raw
 from .user import read_datasets, read_path, user_info
@@ -31,6 +32,11 @@ class TensorData:
     """A data set whose splits live on one device as uint8 tensors (N, C, H, W).
 
     ``batches()`` indexes, augments (where ``info.augment``) and normalises on that device.
+
+    A super-class task (``load_dataset(..., group=...)``) also holds the hidden sub-class label
+    of every image, ``sub_labels(split)``, for evaluation only: the labels ``split()`` and
+    ``batches()`` give are the super-classes, ``info.super_of_sub[sub_label]``. A batch's
+    sub-class labels are ``data.sub_labels(split)[batch.index]``.
     """
 
     def __init__(
@@ -39,11 +45,13 @@ class TensorData:
         splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
         source: str = "",
         device: str | torch.device = "cpu",
+        sub_labels: dict[str, torch.Tensor] | None = None,
     ):
         self.info = info
         self.source = source
         self.device = select_device(device)
         self._splits = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in splits.items()}
+        self._sub_labels = _checked_sub_labels(info, self._splits, sub_labels, self.device)
         shape = (-1, len(info.mean), 1, 1)
         # float32 whatever the statistics' type: the models and losses train in float32
         self._mean = torch.tensor(info.mean, dtype=torch.float32, device=self.device).view(shape)
@@ -74,13 +82,33 @@ class TensorData:
     def __len__(self) -> int:
         return len(self.y_train)
 
+    @property
+    def has_sub_labels(self) -> bool:
+        """Whether this is a super-class task holding hidden sub-class labels."""
+        return self._sub_labels is not None
+
+    def sub_labels(self, split: str = "train") -> torch.Tensor:
+        """int64 hidden sub-class labels of split ``name`` (a super-class task only), indices
+        into ``info.sub_classes``; for evaluation, never for training."""
+        if self._sub_labels is None:
+            raise ValueError(
+                f"{self.info.name} holds no sub-class labels: load a super-class task with "
+                "load_dataset(name, group=...) (see latentboost_lab.data.groups)"
+            )
+        self.split(split)  # the same error for an unknown split
+        return self._sub_labels[split]
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(y)}" for k, (_, y) in self._splits.items())
-        return f"TensorData({self.info.name!r}, {sizes}, image_shape={self.info.image_shape}, device={self.device})"
+        group = f", group={self.info.group!r}" if self.info.group else ""
+        return (
+            f"TensorData({self.info.name!r}{group}, {sizes}, "
+            f"image_shape={self.info.image_shape}, device={self.device})"
+        )
 
     def to(self, device) -> TensorData:
         """The same data on another device (a new object; this one is unchanged)."""
-        return TensorData(self.info, self._splits, self.source, device)
+        return TensorData(self.info, self._splits, self.source, device, self._sub_labels)
 
     # -- batches ---------------------------------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,6 +167,49 @@ class TensorData:
             yield Batch(self.normalize(images), y[index], index)
 
 
+def _checked_sub_labels(info, splits, sub_labels, device):
+    """Sub-class labels on ``device``, one per image of each split, consistent with the
+    super-class labels through ``info.super_of_sub``; None for an ordinary data set."""
+    if sub_labels is None:
+        if info.super_of_sub:
+            raise ValueError(
+                f"sub_labels: info says {info.name} is the super-class task {info.group!r}; "
+                "its sub-class labels must be given"
+            )
+        return None
+    if not info.super_of_sub or len(info.super_of_sub) != len(info.sub_classes):
+        raise ValueError(
+            "sub_labels need info.sub_classes and info.super_of_sub (one super-class per "
+            "sub-class) to say what they are; see latentboost_lab.data.groups"
+        )
+    if set(sub_labels) != set(splits):
+        raise ValueError(
+            f"sub_labels must have the splits {sorted(splits)}, got {sorted(sub_labels)}"
+        )
+    super_of_sub = torch.tensor(info.super_of_sub, dtype=torch.long, device=device)
+    checked = {}
+    for name, sub in sub_labels.items():
+        sub = sub.to(device)
+        y = splits[name][1]
+        if sub.dtype != torch.long or sub.shape != y.shape:
+            raise ValueError(
+                f"sub_labels[{name!r}] must be int64 with one label per image ({tuple(y.shape)}), "
+                f"got {sub.dtype} of shape {tuple(sub.shape)}"
+            )
+        if sub.numel() and (int(sub.min()) < 0 or int(sub.max()) >= len(info.sub_classes)):
+            raise ValueError(
+                f"sub_labels[{name!r}] must lie in [0, {len(info.sub_classes) - 1}], "
+                f"got [{int(sub.min())}, {int(sub.max())}]"
+            )
+        if not torch.equal(super_of_sub[sub], y.long()):
+            raise ValueError(
+                f"sub_labels[{name!r}]: the super-class labels of split {name!r} are not "
+                "info.super_of_sub of its sub-class labels"
+            )
+        checked[name] = sub
+    return checked
+
+
 def _subset(x, y, n, generator, what):
     if n is None:
         return x, y
@@ -162,6 +233,7 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = None,
     channels: int | None = None,
     test_size: float | None = None,
+    group=None,
 ) -> TensorData:
     """Load a data set by name (``digits``, ``fashion_mnist``, ``cifar10``, ``cifar100``), or
     your own from an ``.npz`` path or an image folder, as a :class:`TensorData` on ``device``.
@@ -180,6 +252,13 @@ def load_dataset(
         image to ``image_size`` (an int or (height, width)); convert every image to 1
         (grayscale) or 3 (RGB) channels; the share of each class held out as the test split
         of an image folder without test/ (default 0.2, fixed seed).
+    group: a super-class task (see :mod:`.groups`): a grouping's name (``"fmnist_super"``,
+        ``"cifar10_vehicles_animals"``, ``"digits_parity"``; it must be made for ``name``), a
+        :class:`~.groups.Grouping`, or a dict ``{super-class name: [class names]}`` covering
+        every class once. The labels become the super-classes; the data set's own labels are
+        kept as ``sub_labels(split)`` for evaluation. The subsets and the validation split are
+        drawn stratified by the sub-classes, so a seed selects the same images with or
+        without ``group``.
     """
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(
@@ -220,6 +299,9 @@ def load_dataset(
         info = user_info(
             path.stem or path.resolve().name, arrays["x_train"], classes, f"{kind} {path}"
         )
+    if group is not None:
+        builtin = str(name) if isinstance(name, str) and name in DATASETS else None
+        info = _grouped_info(info, resolve_grouping(group, builtin))
     return _on_device(arrays, info, source, n_train, n_test, val_size, seed, device)
 
 
@@ -237,6 +319,7 @@ def from_datasets(
     val_size: float | int = 0.1,
     seed: int = 0,
     device: str | torch.device | None = "auto",
+    group=None,
 ) -> TensorData:
     """Your own data from Dataset objects (e.g. torchvision's), as a :class:`TensorData` on
     ``device``, like :func:`load_dataset`'s.
@@ -249,7 +332,8 @@ def from_datasets(
         the distinct labels (renumbered 0..K-1, see :func:`.sources.index_labels`).
     name: the data set's name in ``info`` (and so in histories and reports).
     image_size, channels: resize and convert every image (see :func:`load_dataset`).
-    n_train, n_test, val_size, seed, device: as in :func:`load_dataset`.
+    n_train, n_test, val_size, seed, device, group: as in :func:`load_dataset` (group: a
+        Grouping or a dict of class names; the named groupings are for the built-in sets).
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty string, got {name!r}")
@@ -264,7 +348,24 @@ def from_datasets(
     )
     source = f"{type(train).__name__} objects"
     info = user_info(name, arrays["x_train"], classes, f"from {source}")
+    if group is not None:
+        info = _grouped_info(info, resolve_grouping(group, None))
     return _on_device(arrays, info, source, n_train, n_test, val_size, seed, device)
+
+
+def _grouped_info(info: DatasetInfo, grouping) -> DatasetInfo:
+    """``info`` of the super-class task: super-class names as the classes, the data set's own
+    as the sub-classes."""
+    super_of_sub = grouping.super_of_sub(info.classes)
+    return replace(
+        info,
+        classes=grouping.classes,
+        group=grouping.name,
+        sub_classes=info.classes,
+        super_of_sub=tuple(int(s) for s in super_of_sub),
+        description=f"{info.description}; super-class task {grouping.name!r}: "
+        + "; ".join(f"{n} = {', '.join(m)}" for n, m in grouping.groups),
+    )
 
 
 def _on_device(arrays, info, source, n_train, n_test, val_size, seed, device) -> TensorData:
@@ -286,11 +387,14 @@ def _on_device(arrays, info, source, n_train, n_test, val_size, seed, device) ->
         "val": (x_train[is_val], y_train[is_val]),
         "test": (x_test, y_test),
     }
-    tensors = {
-        k: (
-            torch.from_numpy(np.ascontiguousarray(x)),
-            torch.from_numpy(np.ascontiguousarray(y)),
-        )
-        for k, (x, y) in splits.items()
-    }
-    return TensorData(info, tensors, source, select_device(device))
+    # A super-class task: everything above is drawn stratified by the data set's own labels
+    # (the same images as without a group); the labels then become the super-classes.
+    super_of_sub = np.asarray(info.super_of_sub, dtype=np.int64) if info.super_of_sub else None
+    tensors, sub_labels = {}, {} if super_of_sub is not None else None
+    for k, (x, y) in splits.items():
+        y = np.ascontiguousarray(y)
+        if super_of_sub is not None:
+            sub_labels[k] = torch.from_numpy(y)
+            y = super_of_sub[y]
+        tensors[k] = (torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y))
+    return TensorData(info, tensors, source, select_device(device), sub_labels)
