@@ -1,0 +1,247 @@
+"""One training run across several processes (DistributedDataParallel), with the loss on the
+**global** batch.
+
+Latent Boost's distance term is not a sum of per-sample terms: the batch PCA, the cluster means
+and the variances all depend on the whole batch. Under plain DDP every rank would compute them
+on its own shard, a different objective from the single-process run. Here every rank
+
+1. draws the same global batch (every rank runs the same sampler with the same seed) and keeps
+   its contiguous shard of it (:class:`ShardedSampler`): rank r's rows come r-th in the
+   concatenation, so the concatenation of the shards is the single-process batch, row for row;
+2. runs the model on its shard (wrapped in ``DistributedDataParallel``);
+3. gathers the logits, latents and labels of every rank (:func:`gather_with_grad`) and
+   evaluates the loss on the concatenation (:class:`GlobalBatchLoss`). Every rank gets the same
+   loss value, the single-process one.
+
+The gradient. A rank's autograd graph reaches only its own rows (the other ranks' rows arrive as
+constants), so rank r's model gradient is the part of the full gradient that flows through its
+rows; DDP then *averages* the model gradients over the R ranks, which would leave 1/R of their
+sum. The gather therefore multiplies the gradient that reaches the local rows by R in its
+backward, so that DDP's average is the sum: the single-process gradient. (pytorch-metric-learning's
+``DistributedLossWrapper`` does the same job by multiplying the loss by the world size; scaling in
+the gather instead leaves the logged value unscaled and leaves the gradient of a loss's *own*
+parameters, such as the Center loss's centres, unscaled: each rank computes that one in full from
+the same global rows, so it is already equal on every rank and needs no averaging.)
+
+What this does not cover: BatchNorm computes its statistics per shard unless the model is
+converted with ``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` (``sync_batchnorm=True`` in
+:func:`wrap_model`), which PyTorch runs on GPUs only; so on the CPU (``gloo``) a model with
+BatchNorm is *not* equal to the single-process run, and the CPU tests use a model without it.
+The Magnet arm's neighbourhood sampler draws batches from per-sample losses that each rank would
+see only for its shard; it is refused (:func:`check_supported`).
+
+Launch with ``torchrun`` (it sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+``MASTER_PORT``); :func:`init_from_env` reads them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = [
+    "GlobalBatchLoss",
+    "ShardedSampler",
+    "check_supported",
+    "gather_with_grad",
+    "init_from_env",
+    "is_distributed",
+    "rank",
+    "shard_sizes",
+    "world_size",
+    "wrap_model",
+]
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    """Number of processes (1 outside a process group)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    """This process's rank (0 outside a process group)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def init_from_env(backend: str | None = None) -> torch.device:
+    """Join the process group that ``torchrun`` describes in the environment and return this
+    process's device (``cuda:LOCAL_RANK`` with the ``nccl`` backend where CUDA is available,
+    the CPU with ``gloo`` otherwise)."""
+    missing = [
+        k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ
+    ]
+    if missing:
+        raise RuntimeError(
+            f"init_from_env needs the variables torchrun sets; missing: {', '.join(missing)}. "
+            "Start the script with `torchrun --nproc-per-node N script.py`"
+        )
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return device
+
+
+def shard_sizes(batch_size: int, n_ranks: int) -> list[int]:
+    """Rows of a global batch of ``batch_size`` that each rank takes: as equal as integers allow,
+    the first ``batch_size % n_ranks`` ranks one more. Known on every rank without any
+    communication, so gathering never needs to exchange sizes."""
+    if n_ranks < 1:
+        raise ValueError(f"n_ranks must be >= 1, got {n_ranks}")
+    base, extra = divmod(int(batch_size), n_ranks)
+    return [base + (r < extra) for r in range(n_ranks)]
+
+
+class ShardedSampler:
+    """This rank's contiguous shard of every batch of ``sampler`` (any sampler called as
+    ``sampler(labels, epoch) -> list of index tensors``; every rank draws the same batches
+    because it runs the same sampler with the same seed)."""
+
+    def __init__(self, sampler: Callable, rank: int | None = None, world_size: int | None = None):
+        self.sampler = sampler
+        self.world_size = globals()["world_size"]() if world_size is None else int(world_size)
+        self.rank = globals()["rank"]() if rank is None else int(rank)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must lie in 0..{self.world_size - 1}, got {self.rank}")
+
+    def __call__(self, labels: torch.Tensor, epoch: int) -> list[torch.Tensor]:
+        shards = []
+        for batch in self.sampler(labels, epoch):
+            sizes = shard_sizes(len(batch), self.world_size)
+            if min(sizes) == 0:
+                raise ValueError(
+                    f"a batch of {len(batch)} rows cannot give each of {self.world_size} ranks "
+                    "a row; use a batch size of at least the number of processes"
+                )
+            start = sum(sizes[: self.rank])
+            shards.append(batch[start : start + sizes[self.rank]])
+        return shards
+
+
+class _GatherRows(torch.autograd.Function):
+    """Concatenate every rank's rows (rank order); the gradient reaching this rank's rows is
+    multiplied by the world size (see the module docstring: it undoes DDP's averaging)."""
+
+    @staticmethod
+    def forward(ctx, local: torch.Tensor, sizes: Sequence[int], my_rank: int):
+        longest = max(sizes)
+        padded = local.new_zeros((longest, *local.shape[1:]))
+        padded[: local.shape[0]] = local
+        pieces = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(pieces, padded.contiguous())
+        pieces = [piece[:n] for piece, n in zip(pieces, sizes, strict=True)]
+        pieces[my_rank] = local  # this rank's own rows, exactly as computed here
+        ctx.start = sum(sizes[:my_rank])
+        ctx.stop = ctx.start + sizes[my_rank]
+        ctx.n_ranks = len(sizes)
+        return torch.cat(pieces)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.start : ctx.stop] * ctx.n_ranks, None, None
+
+
+def gather_with_grad(local: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """The global batch: every rank's ``local`` rows concatenated in rank order, differentiable
+    through this rank's rows (the others are constants here). ``batch_size`` is the global batch
+    size (default: this rank's rows times the world size; pass it when the shards are unequal).
+    Outside a process group it returns ``local`` unchanged. Tensors without gradient (labels)
+    are gathered the same way."""
+    if not is_distributed():
+        return local
+    n = world_size()
+    sizes = shard_sizes(local.shape[0] * n if batch_size is None else batch_size, n)
+    me = rank()
+    if sizes[me] != local.shape[0]:
+        raise ValueError(
+            f"this rank holds {local.shape[0]} rows but a global batch of {sum(sizes)} gives it "
+            f"{sizes[me]}; pass the global batch_size"
+        )
+    if not local.requires_grad:
+        with torch.no_grad():
+            return _GatherRows.apply(local, sizes, me)
+    return _GatherRows.apply(local, sizes, me)
+
+
+class GlobalBatchLoss(nn.Module):
+    """Evaluate ``loss(logits, latent, labels, epoch, **kwargs)`` on the global batch.
+
+    Every tensor argument with one row per sample of this rank (the logits, latent, labels,
+    ``sample_ids``, ``cluster_ids``) is gathered with :func:`gather_with_grad`; the wrapped
+    loss then sees exactly the batch the single-process run sees, so its value, its parts and
+    its per-sample losses are those of the single-process run. ``batch_size`` is the global batch
+    size of the step (needed only when the shards are unequal, i.e. the last short batch).
+    Attribute reads that this wrapper does not have (``parts``, ``lam``, ...) go to the wrapped
+    loss; so do ``state_dict`` entries (it is registered as ``self.loss``).
+    """
+
+    def __init__(self, loss: nn.Module):
+        super().__init__()
+        check_supported(loss)
+        self.loss = loss
+        self.batch_size: int | None = None
+
+    def forward(self, logits, latent, labels, epoch, **kwargs):
+        rows = logits.shape[0]
+        size = self.batch_size
+
+        def gathered(x):
+            if torch.is_tensor(x) and x.dim() >= 1 and x.shape[0] == rows:
+                return gather_with_grad(x, size)
+            return x
+
+        kwargs = {k: gathered(v) for k, v in kwargs.items()}
+        return self.loss(gathered(logits), gathered(latent), gathered(labels), epoch, **kwargs)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["loss"], name)
+
+
+def check_supported(loss: nn.Module) -> None:
+    """Refuse the losses whose batches cannot be drawn rank by rank (the Magnet arm's
+    neighbourhood sampler needs every sample's recent loss on every rank)."""
+    if getattr(loss, "sampler", None) is not None:
+        raise ValueError(
+            f"{type(loss).__name__} draws its batches with a neighbourhood sampler, which one "
+            "run across processes does not support; use ce, center or latentboost"
+        )
+
+
+def wrap_model(
+    model: nn.Module, device: torch.device | str, *, sync_batchnorm: bool = False
+) -> nn.Module:
+    """``model`` on ``device`` inside ``DistributedDataParallel`` (unchanged outside a process
+    group). ``sync_batchnorm=True`` converts its BatchNorm layers to ``SyncBatchNorm`` first:
+    statistics over the global batch, as in the single-process run (GPUs only; refused on the
+    CPU with the reason)."""
+    device = torch.device(device)
+    model = model.to(device)
+    if sync_batchnorm:
+        if device.type == "cpu":
+            raise ValueError(
+                "sync_batchnorm=True needs GPUs: PyTorch's SyncBatchNorm does not run on the CPU"
+            )
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if not is_distributed():
+        return model
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
