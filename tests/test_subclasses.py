@@ -177,9 +177,30 @@ def test_nmi_and_ari_of_the_clusters_match_the_oracles(num_clusters):
         latent[train], labels[train], num_clusters, seed=2
     )
     found = assign_within_classes(latent[test], labels[test], centres, cluster_class)
-    assert measures["subclass_nmi"] == pytest.approx(oracle_nmi(sub[test], found), abs=1e-12)
-    assert measures["subclass_ari"] == pytest.approx(oracle_ari(sub[test], found), abs=1e-12)
-    assert 0 < measures["subclass_nmi"] < 1 and measures["num_clusters"] == len(centres)
+    truth = sub[test]
+    nmi_all, ari_all = oracle_nmi(truth, found), oracle_ari(truth, found)
+    assert measures["subclass_nmi_all"] == pytest.approx(nmi_all, abs=1e-12)
+    assert measures["subclass_ari_all"] == pytest.approx(ari_all, abs=1e-12)
+    # Inside the super-classes: class 0 holds 3 sub-classes, class 1 only one (left out).
+    inside = labels[test] == 0
+    if num_clusters == 1:  # one cluster tells nothing about the sub-classes
+        assert measures["subclass_nmi"] == 0 and measures["subclass_ari"] == 0
+    else:
+        nmi, ari = (
+            oracle_nmi(truth[inside], found[inside]),
+            oracle_ari(truth[inside], found[inside]),
+        )
+        assert measures["subclass_nmi"] == pytest.approx(nmi, abs=1e-12)
+        assert measures["subclass_ari"] == pytest.approx(ari, abs=1e-12)
+        assert 0 < measures["subclass_nmi"] < 1
+    assert 0 < measures["subclass_nmi_all"] < 1 and measures["total_clusters"] == len(centres)
+
+
+def test_within_class_measures_need_a_class_with_two_sub_classes():
+    latent, labels, sub = planted((1, 1), n_per_sub=20)
+    measures = subclass_measures(latent, labels, sub, latent, labels, sub, 1)
+    assert math.isnan(measures["subclass_nmi"]) and math.isnan(measures["subclass_ari"])
+    assert measures["subclass_nmi_all"] == 1 and measures["subclass_ari_all"] == 1
 
 
 def test_knn_accuracy_matches_the_naive_loop():
@@ -217,8 +238,10 @@ def test_planted_sub_classes_are_recovered_by_k_above_one_not_by_k_one():
     chosen = [s.k for s in select_k_per_class(latent[train], labels[train], 6)]
     assert chosen == [3, 2]
     recovered = subclass_measures(*args, chosen)
-    assert recovered["subclass_nmi"] == pytest.approx(1.0) and recovered["subclass_ari"] == 1.0
-    assert one["subclass_nmi"] < 0.7 and one["subclass_ari"] < 0.5
+    for key in ("subclass_nmi", "subclass_ari", "subclass_nmi_all", "subclass_ari_all"):
+        assert recovered[key] == pytest.approx(1.0)
+    assert one["subclass_nmi"] == 0 and one["subclass_ari"] == 0
+    assert one["subclass_nmi_all"] < 0.7 and one["subclass_ari_all"] < 0.5
     # The latent is the same: the k-NN probe and the silhouettes do not depend on K.
     for key in ("subclass_knn_accuracy", "silhouette_super", "silhouette_sub"):
         assert recovered[key] == one[key]
@@ -243,10 +266,13 @@ def test_a_model_trained_on_super_classes_end_to_end():
     history = fit(model, data, epochs=3, progress=False, eval_test=False, seed=0)
     assert history.epochs[-1]["val_acc"] > 0.9
     measures = subclass_measures(*latents(model), 5)
-    assert 0 <= measures["subclass_nmi"] <= 1 and -0.5 <= measures["subclass_ari"] <= 1
+    for key in ("subclass_nmi", "subclass_nmi_all"):
+        assert 0 <= measures[key] <= 1
+    for key in ("subclass_ari", "subclass_ari_all"):
+        assert -0.5 <= measures[key] <= 1
     assert 0.1 < measures["subclass_knn_accuracy"] <= 1  # above chance among 10 digits
     assert measures["silhouette_super"] > measures["silhouette_sub"]  # what it was trained on
-    assert measures["num_clusters"] == 10
+    assert measures["total_clusters"] == 10
 
     # The same images, trained on the digits themselves: sub-structure kept in the latent.
     digits = load_dataset("digits", device="cpu", seed=0)
@@ -254,6 +280,7 @@ def test_a_model_trained_on_super_classes_end_to_end():
     model = build_model("small_cnn", digits.info, latent_dim=16)
     fit(model, digits, epochs=3, progress=False, eval_test=False, seed=0)
     five, one = subclass_measures(*latents(model), 5), subclass_measures(*latents(model), 1)
-    assert five["subclass_nmi"] > one["subclass_nmi"]
-    assert five["subclass_ari"] > one["subclass_ari"]
+    assert five["subclass_nmi"] > 0.5 and five["subclass_ari"] > 0.3  # K = 1: 0 and 0
+    assert five["subclass_nmi_all"] > one["subclass_nmi_all"]
+    assert five["subclass_ari_all"] > one["subclass_ari_all"]
     assert five["silhouette_sub"] > measures["silhouette_sub"]
