@@ -90,8 +90,11 @@ def test_tensordata_checks_that_sub_labels_fit_the_super_class_labels():
         TensorData(data.info, splits, sub_labels=dict(subs, val=subs["val"][:-1]))
     with pytest.raises(ValueError, match="must lie in"):
         TensorData(data.info, splits, sub_labels=dict(subs, val=subs["val"] + 10))
-    with pytest.raises(ValueError, match="sub-class labels must be given"):
-        TensorData(data.info, splits)
+    # Images wrapped with the task's info (an OOD set, a subset) may come without them.
+    wrapped = TensorData(data.info, {"test": splits["test"]})
+    assert not wrapped.has_sub_labels and wrapped.classes == ("even", "odd")
+    with pytest.raises(ValueError, match="holds no sub-class labels"):
+        wrapped.sub_labels("test")
     with pytest.raises(ValueError, match="need info.sub_classes"):
         TensorData(load_dataset("digits", device="cpu").info, splits, sub_labels=subs)
 

@@ -92,8 +92,8 @@ class TensorData:
         into ``info.sub_classes``; for evaluation, never for training."""
         if self._sub_labels is None:
             raise ValueError(
-                f"{self.info.name} holds no sub-class labels: load a super-class task with "
-                "load_dataset(name, group=...) (see latentboost_lab.data.groups)"
+                f"this {self.info.name} data holds no sub-class labels: load a super-class task "
+                "with load_dataset(name, group=...) (see latentboost_lab.data.groups)"
             )
         self.split(split)  # the same error for an unknown split
         return self._sub_labels[split]
@@ -169,13 +169,9 @@ class TensorData:
 
 def _checked_sub_labels(info, splits, sub_labels, device):
     """Sub-class labels on ``device``, one per image of each split, consistent with the
-    super-class labels through ``info.super_of_sub``; None for an ordinary data set."""
+    super-class labels through ``info.super_of_sub``; None when not given (an ordinary data
+    set, or images wrapped with a super-class task's info, such as an OOD set)."""
     if sub_labels is None:
-        if info.super_of_sub:
-            raise ValueError(
-                f"sub_labels: info says {info.name} is the super-class task {info.group!r}; "
-                "its sub-class labels must be given"
-            )
         return None
     if not info.super_of_sub or len(info.super_of_sub) != len(info.sub_classes):
         raise ValueError(
