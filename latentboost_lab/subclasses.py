@@ -250,7 +250,8 @@ def cluster_within_classes(
     n_init: int = 3,
     kmeans_iters: int = 30,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """k-means inside every class: ``num_clusters`` an int (the same K for every class) or one
+    """k-means inside every class (the best of ``n_init`` k-means++ starts by squared error,
+    ``kmeans_iters`` Lloyd iterations): ``num_clusters`` an int (the same K for every class) or one
     K per class (e.g. from :func:`select_k_per_class`). Returns ``(centres (C, width),
     cluster_class (C,), assignment (n,))`` with global cluster ids, classes in order (a class of
     n < K points gets n clusters). Class c uses seed ``seed * 100_003 + c``."""
