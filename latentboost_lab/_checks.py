@@ -58,8 +58,11 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
-def check_latent(latent, name: str = "latent") -> torch.Tensor:
-    """A 2-D floating-point tensor (batch, width) with finite entries."""
+def check_latent(latent, name: str = "latent", *, values: bool = True) -> torch.Tensor:
+    """A 2-D floating-point tensor (batch, width) with finite entries.
+
+    ``values=False`` checks the type, shape and dtype only: no tensor value is read on the host
+    (no device sync), as the training step needs (see :mod:`latentboost_lab.losses.base`)."""
     if not isinstance(latent, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(latent).__name__}")
     if latent.dim() != 2:
@@ -68,13 +71,16 @@ def check_latent(latent, name: str = "latent") -> torch.Tensor:
         )
     if not latent.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {latent.dtype}")
-    if not torch.isfinite(latent).all():
+    if values and not torch.isfinite(latent).all():
         raise ValueError(f"{name} contains NaN or inf values")
     return latent
 
 
-def check_labels(labels, n: int | None = None, name: str = "labels") -> torch.Tensor:
-    """A 1-D integer tensor of non-negative class indices, of length ``n`` when given."""
+def check_labels(
+    labels, n: int | None = None, name: str = "labels", *, values: bool = True
+) -> torch.Tensor:
+    """A 1-D integer tensor of non-negative class indices, of length ``n`` when given
+    (``values=False``: the type, shape and dtype only, without reading a value)."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(
             f"{name} must be a torch.Tensor of integer class indices, got {type(labels).__name__}"
@@ -87,7 +93,7 @@ def check_labels(labels, n: int | None = None, name: str = "labels") -> torch.Te
         raise ValueError(f"{name} must be a 1-D tensor, got shape {tuple(labels.shape)}")
     if n is not None and labels.shape[0] != n:
         raise ValueError(f"{name} must have one entry per sample ({n}), got {labels.shape[0]}")
-    if labels.numel() and int(labels.min()) < 0:
+    if values and labels.numel() and int(labels.min()) < 0:
         raise ValueError(
             f"{name} must be non-negative class indices, got minimum {int(labels.min())}"
         )

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentboost_lab._checks import check_in_range, check_int, check_labels, check_latent
-from latentboost_lab.metrics import embed
+from latentboost_lab.inference import embed
 
 
 def kmeans(
@@ -178,7 +178,7 @@ class ClusterIndex:
     def refresh(self, model: nn.Module, data, epoch: int) -> bool:
         """Re-embed the training split and re-cluster it when due; return whether it did.
 
-        The pass runs in eval mode without gradients (:func:`latentboost_lab.metrics.embed`).
+        The pass runs in eval mode without gradients (:func:`latentboost_lab.inference.embed`).
         """
         if not self.due(epoch):
             return False
@@ -186,12 +186,13 @@ class ClusterIndex:
         self.fit(latent, labels, getattr(data, "num_classes", None), epoch)
         return True
 
-    def cluster_ids(self, sample_ids: torch.Tensor) -> torch.Tensor:
-        """Global cluster ids of training samples given by their indices into the split."""
+    def cluster_ids(self, sample_ids: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+        """Global cluster ids of training samples given by their indices into the split
+        (``check=False``: the indices' range is not read on the host, as in the training step)."""
         if not self.fitted:
             raise RuntimeError("the cluster index is not fitted yet: call refresh or fit first")
-        check_labels(sample_ids, name="sample_ids")
-        if sample_ids.numel() and int(sample_ids.max()) >= self.assignments.shape[0]:
+        check_labels(sample_ids, name="sample_ids", values=check)
+        if check and sample_ids.numel() and int(sample_ids.max()) >= self.assignments.shape[0]:
             raise ValueError(
                 f"sample_ids must index the training split (< {self.assignments.shape[0]}), "
                 f"got {int(sample_ids.max())}"
@@ -238,8 +239,9 @@ class NeighbourhoodSampler:
         self.sample_losses = state["sample_losses"]
 
     def record_losses(self, indices: torch.Tensor, per_sample: torch.Tensor) -> None:
-        """Remember the latest loss of each sample in ``indices``."""
-        check_labels(indices, name="indices")
+        """Remember the latest loss of each sample in ``indices`` (checked for type and shape
+        only: the training step reads no value on the host)."""
+        check_labels(indices, name="indices", values=False)
         per_sample = per_sample.detach().float().flatten()
         if per_sample.shape[0] != indices.shape[0]:
             raise ValueError(

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from . import report
 from ._checks import check_choice, check_in_range, check_int
+from .losses import as_objective
 from .provenance import provenance
 from .recipes import LOSSES, READINGS, make_loss, resolve_reading
 from .results import Arm, merge_arms, run_key, settings_difference
@@ -274,7 +275,7 @@ def _test_metrics(model, data, loss, pca_variance: float, classifier: str = "hea
     # The nearest-cluster scores of the same latents (as evaluate() does, without embedding the
     # test split a second time).
     scores = None
-    if hasattr(loss, "predict"):  # the nearest-cluster rule lives in the shaped latent
+    if as_objective(loss).predicts:  # the nearest-cluster rule lives in the shaped latent
         scores = loss.predict(latent if shaped == "embedding" else embed(model, data, "test")[0])
     pred = scores.argmax(1) if classifier == "clusters" else head_pred
     pca = batch_pca(latent.double(), pca_variance)

@@ -53,29 +53,43 @@ def resolve_reading(reading: str, name: str = "reading") -> tuple[str, dict]:
 
 
 def make_loss(
-    name: str, *, data=None, lam: float | None = None, latent_dim: int | None = None, **kwargs
+    name: str,
+    *,
+    num_classes: int | None = None,
+    dataset: str | None = None,
+    data=None,
+    lam: float | None = None,
+    latent_dim: int | None = None,
+    **kwargs,
 ) -> nn.Module:
     """The training loss ``name``: ``ce`` (cross-entropy), ``magnet`` (the Magnet method),
     ``center`` (cross-entropy + Center loss) or ``latentboost``.
 
-    lam: λ of Latent Boost (default: the paper's best for the data set, else 0.75) or the
+    lam: λ of Latent Boost (default: the paper's best for ``dataset``, else 0.75) or the
         weight of the Center-loss term (default: that class's default). Ignored by ce/magnet.
-    data, latent_dim: what Center loss needs to size its centres.
+    num_classes, latent_dim: what Center loss needs to size its centres.
+    dataset: the data set's name (for Latent Boost's default λ).
+    data: a loaded data set, read for ``num_classes`` and ``dataset`` when they are not given.
     kwargs: passed on to the loss's constructor (e.g. ``pca_variance=None``).
     """
-    from .losses import PAPER_LAMBDA, CenterLoss, LatentBoostLoss, MagnetObjective
-    from .training import CrossEntropyLoss
+    from .losses import PAPER_LAMBDA, CenterLoss, CrossEntropyLoss, LatentBoostLoss, MagnetObjective
 
     check_choice("loss", name, LOSSES)
+    if num_classes is None and data is not None:
+        num_classes = data.num_classes
+    if dataset is None:
+        dataset = getattr(getattr(data, "info", None), "name", None)
     if name == "ce":
         return CrossEntropyLoss()
     if name == "magnet":
         return MagnetObjective(**kwargs)
     if name == "center":
-        if data is None or latent_dim is None:
-            raise ValueError("center loss needs data= and latent_dim= to size its centres")
+        if num_classes is None or latent_dim is None:
+            raise ValueError(
+                "center loss needs num_classes= (or data=) and latent_dim= to size its centres"
+            )
         extra = {} if lam is None else {"lam": lam}
-        return CenterLoss(data.num_classes, latent_dim, **extra, **kwargs)
+        return CenterLoss(num_classes, latent_dim, **extra, **kwargs)
     if lam is None:
-        lam = PAPER_LAMBDA.get(getattr(getattr(data, "info", None), "name", None), 0.75)
+        lam = PAPER_LAMBDA.get(dataset, 0.75)
     return LatentBoostLoss(lam=lam, **kwargs)

@@ -1,136 +1,133 @@
-"""The training loop: one function, :func:`fit`, meant to be read in one sitting.
+"""The training loop, read top to bottom: :func:`train_step` (one batch), :func:`train_epoch`
+(one pass over the training split, returning its record) and :func:`fit` (the run).
 
-A loss is any ``nn.Module`` called as ``loss(logits, latent, labels, epoch)`` that returns a
-scalar and leaves a dict of its parts in ``loss.parts`` (cross-entropy, Magnet and Latent Boost
-plug in alike). Optional hooks a loss may have, and what ``fit`` does with them:
+The loss is an :class:`~latentboost_lab.losses.Objective` (cross-entropy, Center, Magnet,
+Latent Boost; any ``nn.Module`` called as ``loss(logits, latent, labels, epoch)`` is wrapped by
+:func:`~latentboost_lab.losses.as_objective`). What ``fit`` reads of it is declared, not probed:
+``on_epoch_start`` (before each epoch: a cluster refresh), ``sampler`` (draws the training
+batches instead of plain shuffled ones, and is given the per-sample losses), ``predicts`` (the
+nearest-cluster accuracy is reported beside the softmax head's) and the step's
+:class:`~latentboost_lab.losses.LossResult` (value, parts, per-sample losses).
 
-- ``loss.on_epoch_start(model, data, epoch)``: called before each epoch (cluster refresh);
-- ``loss.wants_sample_ids``: then ``fit`` passes ``sample_ids=batch.index`` to the loss;
-- ``loss.sampler``: draws the training batches instead of plain shuffled ones; after each step
-  ``loss.sampler.record_losses(batch.index, loss.per_sample)`` when it has that method;
-- ``loss.predict(latent)``: a classifier in the latent space (nearest clusters), whose
-  accuracy is reported beside the softmax head's.
+The loop's other duties are small objects called at named points: :class:`NonFiniteGuard`
+(:mod:`latentboost_lab.nonfinite`) at each step and at the epoch's end, :class:`EarlyStopping`
+and :class:`Checkpointer` after each epoch, :class:`Progress` around both loops. Nothing in the
+step reads a tensor value on the host, but the guard on the CPU (where a read costs nothing),
+the first batch's value checks and the debug switch (:func:`~latentboost_lab.losses.debug_checks`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
-import math
 import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_in_range, check_int
 from .device import select_device
-from .metrics import model_outputs
+from .inference import embed, model_outputs
+from .losses.base import LossResult, Objective, as_objective, debug_checks
+from .losses.cross_entropy import CrossEntropyLoss
+from .nonfinite import NonFiniteGuard, NonFiniteLossError
 from .results import History
 from .runstore import atomic_write
 
 __all__ = [
+    "Checkpointer",
     "CrossEntropyLoss",
+    "EarlyStopping",
     "History",
     "NonFiniteLossError",
+    "Progress",
+    "atomic_write",
     "evaluate",
     "fit",
     "load_checkpoint",
     "save_checkpoint",
+    "train_epoch",
+    "train_step",
 ]
 
-
-class CrossEntropyLoss(nn.Module):
-    """Plain cross-entropy on the logits, with the training-loss signature. Parts: ``ce``."""
-
-    def forward(self, logits, latent, labels, epoch):
-        value = F.cross_entropy(logits.float(), labels)
-        self.parts = {"ce": value.detach()}
-        return value
+_NO_AUTOCAST = contextlib.nullcontext()
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The loss, a gradient or the model's output became NaN or inf: training stops at once
-    instead of training on garbage.
-
-    Attributes: ``epoch``, ``step`` (the first bad step), ``part`` (``"CE"``, ``"L_dist"``,
-    ``"model"`` or None where unknown) and ``history`` (the completed epochs; the model holds
-    the weights of the last of them, like the checkpoint on disk).
-    """
-
-    def __init__(self, message: str, epoch: int, step: int | None, part: str | None = None):
-        super().__init__(message)
-        self.epoch, self.step, self.part = epoch, step, part
-        self.history: History | None = None
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Save a plain dict of tensors, numbers, strings and lists (loadable with weights_only=True)."""
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write(path, buffer.getvalue())
-
-
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``: a checkpoint can never run code."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:
-        raise ValueError(
-            f"checkpoint {path} cannot be loaded as a plain dict of tensors ({err})"
-        ) from err
+def train_step(
+    model, objective: Objective, optimizer, batch, epoch: int, *,
+    guard: NonFiniteGuard | None = None, autocast=_NO_AUTOCAST, channels_last: bool = False,
+    check_values: bool = False,
+) -> tuple[LossResult, torch.Tensor] | None:  # fmt: skip
+    """One optimisation step on ``batch`` (``.x``, ``.y``, ``.index``): forward, objective,
+    backward, guard, update. Returns the objective's result and the detached logits, or None
+    when the guard skipped the step. ``check_values`` checks the batch's values (a host read)."""
+    x = batch.x.contiguous(memory_format=torch.channels_last) if channels_last else batch.x
+    if guard is not None:
+        guard.start_step()
+    with autocast:
+        logits, latent = model_outputs(model(x), len(batch.y))
+        result = objective.compute(
+            logits, latent, batch.y, epoch, sample_ids=batch.index, check_values=check_values
+        )
+    optimizer.zero_grad(set_to_none=True)
+    result.value.backward()
+    if guard is not None and not guard.accept(result, logits, latent, batch.y, epoch, batch.index):
+        return None
+    optimizer.step()
+    return result, logits.detach()
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    data,
-    split: str = "test",
-    loss: nn.Module | None = None,
-    batch_size: int = 1024,
-) -> dict[str, float]:
-    """Accuracy of the softmax head on a split and, when the loss has ``predict``, of its
-    nearest-cluster classifier (``cluster_acc``)."""
-    from .metrics import embed
-
-    latent, labels, logits = embed(model, data, split, batch_size=batch_size, return_logits=True)
-    if len(labels) == 0:
-        return {}
-    result = {"acc": (logits.argmax(1) == labels).float().mean().item()}
-    if loss is not None and hasattr(loss, "predict"):
-        scores = loss.predict(latent)
-        if scores is not None:
-            result["cluster_acc"] = (scores.argmax(1) == labels).float().mean().item()
-    return result
-
-
-#: Keys of _model_config added after checkpoints were first written, with the value that those
-#: checkpoints had: an old checkpoint still resumes into the same run.
-_MODEL_CONFIG_DEFAULTS = {"latent": "embedding", "variance_gradient": True}
-
-
-def _model_config(model: nn.Module, data, loss: nn.Module) -> dict:
-    """What a checkpoint must match to be resumed into this run (the reading of issue 13, where
-    the latent is taken and whether the variance is differentiated, included)."""
-    return {
-        "model": type(model).__name__,
-        "latent_dim": int(getattr(model, "latent_dim", -1)),
-        "num_classes": int(getattr(model, "num_classes", -1)),
-        "dataset": data.info.name,
-        "loss": type(loss).__name__,
-        "latent": getattr(model, "latent", "embedding"),
-        "variance_gradient": getattr(loss, "variance_gradient", True),
+def train_epoch(
+    model: nn.Module, objective: Objective, optimizer, data, epoch: int, *, forward=None,
+    batch_size: int = 128, sampler=None, seed: int = 0, guard: NonFiniteGuard | None = None,
+    autocast=_NO_AUTOCAST, channels_last: bool = False, check_first: bool = False,
+    progress: Progress | None = None,
+) -> dict:  # fmt: skip
+    """One pass over the training split; returns the epoch's record: ``epoch``, the mean loss
+    and parts (``train_loss``, ``ce``, ...), ``train_acc``, ``skipped_steps`` (with a skipping
+    guard) and ``train_seconds``. ``forward``: the model to call (a compiled one; default
+    ``model``); ``check_first``: check the first batch's values."""
+    started = time.perf_counter()
+    objective.on_epoch_start(model, data, epoch)
+    model.train()
+    if guard is not None:
+        guard.start_epoch()
+    sums, n_seen, n_correct = {}, 0, torch.zeros((), device=data.device)
+    batches = data.batches("train", batch_size, sampler=sampler, epoch=epoch, seed=seed)
+    for step, batch in enumerate(progress.batches(batches, epoch) if progress else batches):
+        check = (check_first and step == 0) or debug_checks()
+        done = train_step(forward or model, objective, optimizer, batch, epoch, guard=guard,
+                          autocast=autocast, channels_last=channels_last, check_values=check)  # fmt: skip
+        if done is None:  # skipped by the guard
+            continue
+        result, logits = done
+        n = len(batch.y)
+        n_seen += n
+        n_correct += (logits.argmax(1) == batch.y).sum()
+        for key, part in {"train_loss": result.value.detach(), **result.parts}.items():
+            sums[key] = sums.get(key, 0.0) + part * n
+        if result.per_sample is not None and hasattr(sampler, "record_losses"):
+            sampler.record_losses(batch.index, result.per_sample)
+    if guard is not None:
+        guard.end_epoch(epoch, n_seen)  # one wait for the device per epoch
+    record = {
+        "epoch": epoch,
+        **{k: float(v) / max(n_seen, 1) for k, v in sums.items()},
+        "train_acc": float(n_correct) / max(n_seen, 1),
     }
+    if guard is not None and guard.skip:
+        record["skipped_steps"] = guard.skipped
+    if guard is not None:
+        guard.check_record(epoch, record)
+    record["train_seconds"] = time.perf_counter() - started
+    return record
 
 
 def fit(
@@ -192,6 +189,199 @@ def fit(
     step, as ``torch.amp.GradScaler`` does. An epoch whose every step was skipped raises.
     """
     loss = CrossEntropyLoss() if loss is None else loss
+    epochs, callbacks = _check_fit_arguments(**locals())
+    if device is not None:
+        target = select_device(device)
+        data = data.to(target) if target != data.device else data
+    model.to(data.device)
+    loss.to(data.device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compile else model
+    objective = as_objective(loss)
+    if optimizer is None:
+        params = list(model.parameters()) + list(loss.parameters())
+        optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1))
+        if lr_schedule
+        else None
+    )
+    sampler = objective.sampler or sampler
+    history = History(config={**_model_config(model, data, loss), "epochs": epochs, "lr": lr,
+                              "batch_size": batch_size, "seed": seed, "monitor": monitor,
+                              "patience": patience, "device": str(data.device)})  # fmt: skip
+    stopper = EarlyStopping(monitor, patience)
+    saver = Checkpointer(checkpoint, model, loss, optimizer, scheduler) if checkpoint else None
+    start = 0
+    if resume and Path(checkpoint).exists():
+        history = saver.restore(_model_config(model, data, loss), stopper, data.device)
+        # A run that had already stopped early is finished: resuming it must not train on.
+        start = epochs if history.stopped_early else len(history.epochs)
+    else:
+        torch.manual_seed(seed)
+    autocast = torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=bf16)
+    guard = NonFiniteGuard(objective, model, optimizer, data.device, skip=skip_nonfinite,
+                           autocast=autocast)  # fmt: skip
+    last_state = copy.deepcopy(model.state_dict())
+    bars = Progress(progress, start, epochs)
+    try:
+        for epoch in bars:
+            started = time.perf_counter()
+            record = train_epoch(model, objective, optimizer, data, epoch, forward=forward,
+                                 batch_size=batch_size, sampler=sampler, seed=seed, guard=guard,
+                                 autocast=autocast, channels_last=channels_last,
+                                 check_first=epoch == start, progress=bars)  # fmt: skip
+            if scheduler is not None:
+                scheduler.step()
+            for split in ("val", "test") if eval_test else ("val",):
+                for key, value in evaluate(model, data, split, objective).items():
+                    record[f"{split}_{key}"] = value
+            record["lr"] = optimizer.param_groups[0]["lr"]
+            record["seconds"] = time.perf_counter() - started
+            history.epochs.append(record)
+            stopper.update(record, model, history)
+            last_state = copy.deepcopy(model.state_dict())
+            if saver is not None:
+                saver.save(history, stopper)
+            bars.epoch_done(record, monitor)
+            stop = any([bool(callback(history, model)) for callback in callbacks])
+            if stop or history.stopped_early:
+                break
+    except KeyboardInterrupt:
+        # The stop button: keep what finished, never a half-trained epoch.
+        model.load_state_dict(last_state)
+        history.interrupted = True
+    except NonFiniteLossError as err:
+        # Nothing of the bad epoch is kept: the model goes back to the last completed epoch,
+        # the one the checkpoint on disk holds.
+        model.load_state_dict(last_state)
+        err.history = history
+        raise
+    finally:
+        bars.close()
+    if patience is not None and stopper.best_state is not None and not history.interrupted:
+        model.load_state_dict(stopper.best_state)
+    return history
+
+
+# --- the loop's helpers, called at named points ------------------------------------------------
+
+
+class EarlyStopping:
+    """Watches ``monitor`` in each epoch's record (a key ending in ``loss`` is minimised) and
+    keeps the best weights in memory; after ``patience`` epochs without improvement it sets
+    ``history.stopped_early`` (None: never). ``history.best_epoch`` is the best epoch so far."""
+
+    def __init__(self, monitor: str, patience: int | None):
+        self.monitor, self.patience = monitor, patience
+        self.maximize = not monitor.endswith("loss")
+        self.best_state, self.best_value, self.bad_epochs = None, None, 0
+
+    def update(self, record: dict, model: nn.Module, history: History) -> None:
+        if self.patience is not None and self.monitor not in record:
+            raise ValueError(
+                f"monitor must be a key of the epoch record to stop early, got {self.monitor!r}; "
+                f"the record has {sorted(record)}"
+            )
+        current, best = record.get(self.monitor), self.best_value
+        if current is not None and (
+            best is None or (current > best if self.maximize else current < best)
+        ):
+            self.best_value, self.bad_epochs, history.best_epoch = current, 0, record["epoch"]
+            self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.bad_epochs += 1
+        # Decided before the checkpoint is written, so that a resumed run knows it is done.
+        if self.patience is not None and self.bad_epochs >= self.patience:
+            history.stopped_early = True
+
+
+class Checkpointer:
+    """Writes the run's state after each epoch (atomically) and restores it on resume: the
+    model, the loss (its cluster index, sampler and centres), the optimizer, the scheduler, the
+    history, the early-stopping state and the RNG, so that a resumed run ends with the same
+    history as an uninterrupted one."""
+
+    def __init__(self, path, model, loss, optimizer, scheduler):
+        self.path, self.model, self.loss = path, model, loss
+        self.optimizer, self.scheduler = optimizer, scheduler
+
+    def save(self, history: History, stopper: EarlyStopping) -> None:
+        save_checkpoint(
+            self.path,
+            {
+                "model": self.model.state_dict(),
+                "loss": self.loss.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+                "history": history.to_json(),
+                "config": history.config,
+                "best_model": stopper.best_state,
+                "best_value": stopper.best_value,
+                "bad_epochs": stopper.bad_epochs,
+                "rng": torch.get_rng_state(),
+            },
+        )
+
+    def restore(self, config: dict, stopper: EarlyStopping, device) -> History:
+        """Load the checkpoint into the model, loss, optimizer, scheduler and ``stopper``
+        (refused when it was written for another run); return its history."""
+        state = load_checkpoint(self.path, map_location=device)
+        saved = {k: state["config"].get(k, _MODEL_CONFIG_DEFAULTS.get(k)) for k in config}
+        if saved != config:
+            raise ValueError(
+                f"checkpoint {self.path} was written for {saved}, not for this run "
+                f"{config}; use another checkpoint path"
+            )
+        self.model.load_state_dict(state["model"])
+        # Checkpoints written before a loss kept extra state (its cluster index) lack it.
+        missing, unexpected = self.loss.load_state_dict(state["loss"], strict=False)
+        if unexpected or any(not key.endswith("_extra_state") for key in missing):
+            raise ValueError(
+                f"checkpoint {self.path}: the loss's state does not match this loss "
+                f"(missing {missing}, unexpected {unexpected})"
+            )
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        stopper.best_state, stopper.best_value = state.get("best_model"), state.get("best_value")
+        stopper.bad_epochs = state["bad_epochs"]
+        torch.set_rng_state(state["rng"].cpu())
+        return History(**json.loads(state["history"]))
+
+
+class Progress:
+    """The progress bars (tqdm): one over the epochs, one per epoch over its batches; silent
+    with ``enabled=False``."""
+
+    def __init__(self, enabled: bool, start: int, epochs: int):
+        self.enabled = enabled
+        self.bar = tqdm(
+            range(start, epochs), desc="epochs", disable=not enabled, initial=start, total=epochs
+        )
+
+    def __iter__(self):
+        return iter(self.bar)
+
+    def batches(self, batches, epoch: int):
+        return tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not self.enabled)
+
+    def epoch_done(self, record: dict, monitor: str) -> None:
+        self.bar.set_postfix(
+            {k: f"{record[k]:.4g}" for k in ("train_loss", monitor) if k in record}
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _check_fit_arguments(
+    model, data, loss, epochs, batch_size, lr, weight_decay, seed, patience, lr_schedule,
+    monitor, resume, bf16, channels_last, compile, eval_test, progress, skip_nonfinite,
+    optimizer, callbacks, checkpoint, **_,
+) -> tuple[int, list]:  # fmt: skip
+    """fit's arguments, each checked with a message naming it; returns (epochs, callbacks)."""
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"model must be an nn.Module whose forward(x) returns (logits, latent), "
@@ -244,233 +434,66 @@ def fit(
             f"patience: early stopping watches monitor={monitor!r}, but the data has an empty "
             "validation split; load it with val_size > 0 (e.g. load_dataset(..., val_size=0.1))"
         )
-    if device is not None:
-        target = select_device(device)
-        data = data.to(target) if target != data.device else data
-    model.to(data.device)
-    loss.to(data.device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if compile else model
-    if optimizer is None:
-        params = list(model.parameters()) + list(loss.parameters())
-        optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1))
-        if lr_schedule
-        else None
-    )
-    sampler = getattr(loss, "sampler", None) or sampler
-    maximize = not monitor.endswith("loss")
+    return epochs, callbacks
 
-    history = History(
-        config={
-            **_model_config(model, data, loss),
-            "epochs": epochs,
-            "lr": lr,
-            "batch_size": batch_size,
-            "seed": seed,
-            "monitor": monitor,
-            "patience": patience,
-            "device": str(data.device),
-        }
-    )
-    best_state, best_value, bad_epochs, start = None, None, 0, 0
-    if resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, map_location=data.device)
-        saved = {
-            k: state["config"].get(k, _MODEL_CONFIG_DEFAULTS.get(k))
-            for k in _model_config(model, data, loss)
-        }
-        if saved != _model_config(model, data, loss):
-            raise ValueError(
-                f"checkpoint {checkpoint} was written for {saved}, not for this run "
-                f"{_model_config(model, data, loss)}; use another checkpoint path"
-            )
-        model.load_state_dict(state["model"])
-        # Checkpoints written before a loss kept extra state (its cluster index) lack it.
-        missing, unexpected = loss.load_state_dict(state["loss"], strict=False)
-        if unexpected or any(not key.endswith("_extra_state") for key in missing):
-            raise ValueError(
-                f"checkpoint {checkpoint}: the loss's state does not match this loss "
-                f"(missing {missing}, unexpected {unexpected})"
-            )
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        history = History(**json.loads(state["history"]))
-        best_state, best_value, bad_epochs = (
-            state.get("best_model"),
-            state.get("best_value"),
-            state["bad_epochs"],
-        )
-        torch.set_rng_state(state["rng"].cpu())
-        # A run that had already stopped early is finished: resuming it must not train on.
-        start = epochs if history.stopped_early else len(history.epochs)
-    else:
-        torch.manual_seed(seed)
 
-    autocast = torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=bf16)
-    wants_sample_ids = getattr(loss, "wants_sample_ids", False)
-    trained = [p for group in optimizer.param_groups for p in group["params"]]
-    # Checked at every step where the device needs no wait for it (or a skip needs the answer).
-    check_now = skip_nonfinite or _syncs_are_free(data.device)
-    buffers = [b for module in (model, loss) for b in module.buffers()] if skip_nonfinite else []
-    last_state = copy.deepcopy(model.state_dict())
-    epoch_bar = tqdm(
-        range(start, epochs), desc="epochs", disable=not progress, initial=start, total=epochs
-    )
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data,
+    split: str = "test",
+    loss: nn.Module | None = None,
+    batch_size: int = 1024,
+) -> dict[str, float]:
+    """Accuracy of the softmax head on a split and, when the loss ``predicts``, of its
+    nearest-cluster classifier (``cluster_acc``)."""
+    latent, labels, logits = embed(model, data, split, batch_size=batch_size, return_logits=True)
+    if len(labels) == 0:
+        return {}
+    result = {"acc": (logits.argmax(1) == labels).float().mean().item()}
+    if loss is not None and as_objective(loss).predicts:
+        scores = as_objective(loss).predict(latent)
+        if scores is not None:
+            result["cluster_acc"] = (scores.argmax(1) == labels).float().mean().item()
+    return result
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Save a plain dict of tensors, numbers, strings and lists (loadable with weights_only=True)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``: a checkpoint can never run code."""
     try:
-        for epoch in epoch_bar:
-            started = time.perf_counter()
-            if hasattr(loss, "on_epoch_start"):
-                loss.on_epoch_start(model, data, epoch)
-            model.train()
-            sums, n_seen, n_correct = {}, 0, torch.zeros((), device=data.device)
-            skipped, deferred = 0, _DeferredCheck(data.device)
-            batches = data.batches("train", batch_size, sampler=sampler, epoch=epoch, seed=seed)
-            for step, batch in enumerate(
-                tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress)
-            ):
-                x = (
-                    batch.x.contiguous(memory_format=torch.channels_last)
-                    if channels_last
-                    else batch.x
-                )
-                saved = [b.detach().clone() for b in buffers]
-                kwargs = {"sample_ids": batch.index} if wants_sample_ids else {}
-                with autocast:
-                    logits, latent = model_outputs(forward(x), len(batch.y))
-                    try:
-                        value = loss(logits, latent, batch.y, epoch, **kwargs)
-                    except ValueError:  # the losses refuse a NaN latent: name the model instead
-                        if _all_finite(logits, latent):
-                            raise
-                        value = None
-                optimizer.zero_grad(set_to_none=True)
-                problem = None
-                if value is None:
-                    problem = _NonFinite("model", "the model's output (logits or latent)")
-                elif check_now and not torch.isfinite(value):
-                    problem = _bad_loss(loss)
-                else:
-                    value.backward()
-                    finite = _gradients_finite(trained)
-                    if check_now and not finite and skip_nonfinite:
-                        problem = _NonFinite(None, "a gradient")  # skipped: no diagnosis needed
-                    elif check_now and not finite:
-                        problem = _bad_gradient(
-                            loss, logits, latent, batch.y, epoch, kwargs, autocast
-                        )
-                    elif not check_now:
-                        deferred.update(step, value, finite, loss)
-                if problem is not None:
-                    if not skip_nonfinite:
-                        raise NonFiniteLossError(
-                            problem.message(epoch, step), epoch, step, problem.part
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    for buffer, copied in zip(buffers, saved, strict=True):
-                        buffer.copy_(copied)
-                    skipped += 1
-                    continue
-                optimizer.step()
-                n = len(batch.y)
-                n_seen += n
-                n_correct += (logits.detach().argmax(1) == batch.y).sum()
-                for key, part in {
-                    "train_loss": value.detach(),
-                    **getattr(loss, "parts", {}),
-                }.items():
-                    sums[key] = sums.get(key, 0.0) + part * n
-                if hasattr(sampler, "record_losses") and hasattr(loss, "per_sample"):
-                    sampler.record_losses(batch.index, loss.per_sample)
-            deferred.raise_if_bad(epoch)  # one wait for the device per epoch
-            if n_seen == 0 and skipped:
-                raise NonFiniteLossError(
-                    f"every step of epoch {epoch} ({skipped}) was non-finite and skipped; "
-                    "lower the learning rate or check the input data",
-                    epoch,
-                    None,
-                )
-            if scheduler is not None:
-                scheduler.step()
-            record = {
-                "epoch": epoch,
-                **{k: float(v) / max(n_seen, 1) for k, v in sums.items()},
-                "train_acc": float(n_correct) / max(n_seen, 1),
-            }
-            if skip_nonfinite:
-                record["skipped_steps"] = skipped
-            if not math.isfinite(record.get("train_loss", 0.0)):
-                problem = _bad_loss(loss)
-                raise NonFiniteLossError(problem.message(epoch, None), epoch, None, problem.part)
-            record["train_seconds"] = time.perf_counter() - started
-            for split in ("val", "test") if eval_test else ("val",):
-                for key, value in evaluate(model, data, split, loss).items():
-                    record[f"{split}_{key}"] = value
-            record["lr"] = optimizer.param_groups[0]["lr"]
-            record["seconds"] = time.perf_counter() - started
-            history.epochs.append(record)
-            if patience is not None and monitor not in record:
-                raise ValueError(
-                    f"monitor must be a key of the epoch record to stop early, got {monitor!r}; "
-                    f"the record has {sorted(record)}"
-                )
-
-            # Early stopping on the monitored value, keeping the best weights in memory.
-            current = record.get(monitor)
-            if current is not None and (
-                best_value is None or (current > best_value if maximize else current < best_value)
-            ):
-                best_value, bad_epochs, history.best_epoch = current, 0, epoch
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad_epochs += 1
-            last_state = copy.deepcopy(model.state_dict())
-            # Decided before the checkpoint is written, so that a resumed run knows it is done.
-            if patience is not None and bad_epochs >= patience:
-                history.stopped_early = True
-            if checkpoint is not None:
-                save_checkpoint(
-                    checkpoint,
-                    {
-                        "model": model.state_dict(),
-                        "loss": loss.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                        "history": history.to_json(),
-                        "config": history.config,
-                        "best_model": best_state,
-                        "best_value": best_value,
-                        "bad_epochs": bad_epochs,
-                        "rng": torch.get_rng_state(),
-                    },
-                )
-            epoch_bar.set_postfix(
-                {k: f"{record[k]:.4g}" for k in ("train_loss", monitor) if k in record}
-            )
-            stop = any([bool(callback(history, model)) for callback in callbacks])
-            if stop or history.stopped_early:
-                break
-    except KeyboardInterrupt:
-        # The stop button: keep what finished, never a half-trained epoch.
-        model.load_state_dict(last_state)
-        history.interrupted = True
-    except NonFiniteLossError as err:
-        # Nothing of the bad epoch is kept: the model goes back to the last completed epoch,
-        # the one the checkpoint on disk holds.
-        model.load_state_dict(last_state)
-        err.history = history
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
         raise
-    finally:
-        epoch_bar.close()
-    if patience is not None and best_state is not None and not history.interrupted:
-        model.load_state_dict(best_state)
-    return history
+    except Exception as err:
+        raise ValueError(
+            f"checkpoint {path} cannot be loaded as a plain dict of tensors ({err})"
+        ) from err
 
 
-# --- non-finite values: detection and diagnosis ----------------------------------------------
+#: Keys of _model_config added after checkpoints were first written, with the value that those
+#: checkpoints had: an old checkpoint still resumes into the same run.
+_MODEL_CONFIG_DEFAULTS = {"latent": "embedding", "variance_gradient": True}
+
+
+def _model_config(model: nn.Module, data, loss: nn.Module) -> dict:
+    """What a checkpoint must match to be resumed into this run (the reading of issue 13, where
+    the latent is taken and whether the variance is differentiated, included)."""
+    return {
+        "model": type(model).__name__,
+        "latent_dim": int(getattr(model, "latent_dim", -1)),
+        "num_classes": int(getattr(model, "num_classes", -1)),
+        "dataset": data.info.name,
+        "loss": type(loss).__name__,
+        "latent": getattr(model, "latent", "embedding"),
+        "variance_gradient": getattr(loss, "variance_gradient", True),
+    }
 
 
 def _split_size(data, name: str) -> int:
@@ -478,128 +501,6 @@ def _split_size(data, name: str) -> int:
         return len(data.split(name)[1])
     except ValueError:  # a TensorData built without that split
         return 0
-
-
-def _syncs_are_free(device: torch.device) -> bool:
-    """Whether reading a tensor's value on the host costs nothing (the CPU): then every step is
-    checked at once; elsewhere the checks wait until the end of the epoch (see fit)."""
-    return device.type == "cpu"
-
-
-def _all_finite(*tensors: torch.Tensor) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
-
-
-def _gradients_finite(params: list[torch.Tensor]) -> torch.Tensor:
-    """Whether every gradient entry of ``params`` is finite: a 0-dim bool tensor on the device,
-    computed without a sync, from sums (NaN and inf propagate through a sum; a gradient summing
-    past ~3e38 also counts as non-finite, and would be broken anyway). On the CPU one sum per
-    tensor is the cheapest pass we measured (ResNet-18's 11M gradients: 10 ms on one thread,
-    against 83 ms for the max norm); elsewhere the fused L1 norm keeps it to a few kernels."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.ones((), dtype=torch.bool)
-    if grads[0].device.type == "cpu":
-        totals = [g.sum() for g in grads]
-    else:
-        totals = torch._foreach_norm(grads, 1)
-    return torch.stack([t.to(totals[0].device, torch.float32) for t in totals]).sum().isfinite()
-
-
-# The parts of the losses in this package, by the paper's names for them.
-_PART_NAMES = {"ce": "CE", "dist": "L_dist", "center": "L_dist"}
-
-
-@dataclass
-class _NonFinite:
-    """What went non-finite at a step: ``part`` is CE, L_dist, model or None; ``what`` a phrase."""
-
-    part: str | None
-    what: str
-
-    def message(self, epoch: int, step: int | None) -> str:
-        where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
-        return (
-            f"training stopped: NaN or inf at {where}, in {self.what}; lower the learning "
-            "rate, check the input data, try bf16=False, or pass skip_nonfinite=True to skip "
-            "such steps. The model holds the last completed epoch's weights, as does the "
-            "checkpoint on disk."
-        )
-
-
-def _bad_loss(loss: nn.Module) -> _NonFinite:
-    """Which of the loss's parts are not finite (``loss.parts``)."""
-    parts = getattr(loss, "parts", {})
-    bad = [k for k, v in parts.items() if not math.isfinite(float(v))]
-    named = [f"{k} = {_PART_NAMES[k]}" if k in _PART_NAMES else k for k in bad]
-    known = {_PART_NAMES[k] for k in bad if k in _PART_NAMES}
-    which = f" (non-finite parts: {', '.join(named)})" if bad else ""
-    return _NonFinite(known.pop() if len(known) == 1 else None, f"the loss{which}")
-
-
-def _bad_gradient(loss, logits, latent, labels, epoch, kwargs, autocast) -> _NonFinite:
-    """Where a non-finite gradient comes from, found by running the loss once more on detached
-    copies of the step's logits and latent (only on this failure path): a bad gradient on the
-    latent comes from the distance term (L_dist), on the logits from cross-entropy (CE); if the
-    loss's own gradients are finite, it arose inside the model's backward pass."""
-    logits = logits.detach().requires_grad_()
-    latent = latent.detach().requires_grad_()
-    try:
-        with autocast:  # as in the step
-            value = loss(logits, latent, labels, epoch, **kwargs)
-        grads = torch.autograd.grad(value, [logits, latent], allow_unused=True)
-    except Exception:  # noqa: BLE001 (a diagnosis only: fall back to the plain message)
-        return _NonFinite(None, "a gradient (the loss was finite)")
-    on_logits, on_latent = (g is not None and not bool(torch.isfinite(g).all()) for g in grads)
-    if on_latent:
-        return _NonFinite("L_dist", "the gradient of the loss's term on the latent (L_dist)")
-    if on_logits:
-        return _NonFinite("CE", "the gradient of the loss's term on the logits (CE)")
-    return _NonFinite(
-        "model",
-        "a gradient inside the model's backward pass (the loss's own gradients are finite)",
-    )
-
-
-class _DeferredCheck:
-    """The non-finite check of a device where reading values waits for it (a GPU): per step,
-    flags are combined on the device; :meth:`raise_if_bad` reads them once, at the epoch's end."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.first = None  # the first bad step, -1 while none (a 0-dim tensor on the device)
-
-    def update(self, step: int, value: torch.Tensor, grads_finite: torch.Tensor, loss) -> None:
-        loss_bad = ~torch.isfinite(value.detach())
-        bad = loss_bad | ~grads_finite.to(value.device)
-        if self.first is None:
-            minus_one = torch.full((), -1, dtype=torch.long, device=value.device)
-            self.first, self.loss_bad = minus_one, torch.zeros_like(loss_bad)
-            self.parts = {}
-        new = bad & (self.first < 0)
-        self.first = torch.where(new, step, self.first)
-        self.loss_bad = torch.where(new, loss_bad, self.loss_bad)
-        for key, part in getattr(loss, "parts", {}).items():
-            if torch.is_tensor(part) and key in _PART_NAMES:
-                part_bad = ~torch.isfinite(part.to(value.device))
-                self.parts[key] = torch.where(new, part_bad, self.parts.get(key, part_bad & False))
-
-    def raise_if_bad(self, epoch: int) -> None:
-        if self.first is None or int(self.first) < 0:
-            return
-        step = int(self.first)
-        if bool(self.loss_bad):
-            bad = {_PART_NAMES[k] for k, flag in self.parts.items() if bool(flag)}
-            names = ", ".join(f"{k} = {_PART_NAMES[k]}" for k, f in self.parts.items() if bool(f))
-            what = "the loss" + (f" (non-finite parts: {names})" if names else "")
-            part = bad.pop() if len(bad) == 1 else None
-        else:
-            what, part = "a gradient (the loss was finite)", None
-        late = (
-            f"{what} (found at the end of the epoch: on {self.device.type} the check reads the "
-            "device once per epoch, so the rest of that epoch was thrown away)"
-        )
-        raise NonFiniteLossError(_NonFinite(part, late).message(epoch, step), epoch, step, part)
 
 
 def check_writable_path(name: str, path: str | os.PathLike) -> Path:

@@ -194,6 +194,6 @@ def test_objective_follows_the_fit_protocol():
 
 def test_objective_without_sampler_and_before_refresh():
     objective = MagnetObjective(neighbourhood_sampling=False)
-    assert not hasattr(objective, "sampler")
+    assert objective.sampler is None  # declared: no sampler of its own
     with pytest.raises(RuntimeError, match="on_epoch_start"):
         objective.predict(torch.randn(3, 2))

@@ -7,10 +7,15 @@
 - :class:`LatentBoostLoss`: ``lam * L_dist + (1 - lam) * L_CE``.
 - :class:`CenterLoss`: ``L_CE + lam / 2 * mean ||z - c_y||^2``.
 
-The last three follow ``fit``'s protocol ``loss(logits, latent, labels, epoch)``.
+- :class:`CrossEntropyLoss`: the baseline, ``L_CE``.
+
+Every training loss is an :class:`Objective` (:mod:`.base`: one result, declared
+capabilities, validation once), called as ``loss(logits, latent, labels, epoch)``.
 """
 
+from latentboost_lab.losses.base import LossResult, Objective, as_objective, debug_checks
 from latentboost_lab.losses.center import CenterLoss
+from latentboost_lab.losses.cross_entropy import CrossEntropyLoss
 from latentboost_lab.losses.latent_boost import PAPER_LAMBDA, LatentBoostLoss
 from latentboost_lab.losses.magnet import MagnetLoss, MagnetObjective, magnet_terms
 from latentboost_lab.losses.pca import BatchPCA, batch_pca
@@ -19,9 +24,14 @@ __all__ = [
     "PAPER_LAMBDA",
     "BatchPCA",
     "CenterLoss",
+    "CrossEntropyLoss",
     "LatentBoostLoss",
+    "LossResult",
     "MagnetLoss",
     "MagnetObjective",
+    "Objective",
+    "as_objective",
     "batch_pca",
+    "debug_checks",
     "magnet_terms",
 ]

@@ -28,10 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentboost_lab._checks import check_in_range, check_int, check_labels, check_latent
+from latentboost_lab.losses.base import LossResult, Objective
 from latentboost_lab.losses.magnet import full_precision
 
 
-class CenterLoss(nn.Module):
+class CenterLoss(Objective):
     """Cross-entropy plus ``lam / 2`` times the mean squared distance to the class centre.
 
     Args:
@@ -59,25 +60,26 @@ class CenterLoss(nn.Module):
         else:
             self.center_lr = check_in_range("center_lr", center_lr, 0.0, 1.0, low_inclusive=False)
             self.register_buffer("centers", centres)
-        self.parts: dict[str, torch.Tensor] = {}
 
-    def forward(self, logits, latent, labels, epoch=0) -> torch.Tensor:
-        check_latent(logits, name="logits")
-        check_latent(latent)
-        check_labels(labels, latent.shape[0])
-        if logits.shape[0] != latent.shape[0]:
-            raise ValueError(
-                f"logits must have one row per latent row ({latent.shape[0]}), got {logits.shape[0]}"
-            )
+    def check_batch(self, logits, latent, labels, *, values=True) -> None:
+        super().check_batch(logits, latent, labels, values=False)
         if latent.shape[1] != self.latent_dim:
             raise ValueError(
                 f"latent must have width latent_dim={self.latent_dim}, got {latent.shape[1]}"
             )
-        if labels.numel() and int(labels.max()) >= min(self.num_classes, logits.shape[1]):
-            raise ValueError(
-                f"labels must be < num_classes ({min(self.num_classes, logits.shape[1])}), "
-                f"got {int(labels.max())}"
-            )
+        if values:
+            check_latent(logits, name="logits")
+            check_latent(latent)
+            check_labels(labels)
+            if labels.numel() and int(labels.max()) >= min(self.num_classes, logits.shape[1]):
+                raise ValueError(
+                    f"labels must be < num_classes ({min(self.num_classes, logits.shape[1])}), "
+                    f"got {int(labels.max())}"
+                )
+
+    def compute_loss(
+        self, logits, latent, labels, epoch, cluster_ids=None, sample_ids=None, *, check_values=True
+    ):
         check_int("epoch", epoch, 0)
         with torch.autocast(latent.device.type, enabled=False):
             z = full_precision(latent)
@@ -87,14 +89,16 @@ class CenterLoss(nn.Module):
             loss = ce + self.lam * center
             if self.center_lr is not None and self.training:
                 self._update_centres(z.detach(), labels)
-        self.parts = {"ce": ce.detach(), "center": center.detach()}
-        return loss
+        return LossResult(loss, {"ce": ce.detach(), "center": center.detach()})
 
     @torch.no_grad()
     def _update_centres(self, z: torch.Tensor, labels: torch.Tensor) -> None:
         """Wen et al. eq. 4: ``c_j -= alpha * sum_{y_i=j} (c_j - z_i) / (1 + n_j)``."""
         centres = self.centers
-        one_hot = F.one_hot(labels, self.num_classes).to(centres.dtype)  # faster than index_add_
+        # A one-hot matrix (faster than index_add_), built by comparison: F.one_hot reads the
+        # labels' range on the host.
+        classes = torch.arange(self.num_classes, device=labels.device)
+        one_hot = (labels[:, None] == classes).to(centres.dtype)
         counts = one_hot.sum(dim=0)
         sums = one_hot.T @ z.to(centres.dtype)
         delta = (counts[:, None] * centres - sums) / (1.0 + counts[:, None])

@@ -51,7 +51,13 @@ from latentboost_lab._checks import (
     check_latent,
 )
 from latentboost_lab.clusters import ClusterIndex
-from latentboost_lab.losses.magnet import check_cluster_ids, full_precision, magnet_terms
+from latentboost_lab.losses.base import LossResult, Objective
+from latentboost_lab.losses.magnet import (
+    check_cluster_ids,
+    cluster_layout,
+    full_precision,
+    magnet_terms,
+)
 from latentboost_lab.losses.pca import project_on_principal_components
 
 #: The paper's best constant lambda per data set.
@@ -68,7 +74,7 @@ def _as_schedule(name: str, value, default: Schedule) -> Schedule:
     return partial(schedules.constant, value=check_in_range(name, value, 0.0))
 
 
-class LatentBoostLoss(nn.Module):
+class LatentBoostLoss(Objective):
     """Latent Boost: ``lam * L_dist + (1 - lam) * L_CE``; see the module docstring.
 
     Args:
@@ -92,8 +98,10 @@ class LatentBoostLoss(nn.Module):
             form) or treat them as detached scales (see the module docstring).
         seed: seed of the cluster index's k-means.
 
-    Call: ``loss(logits, latent, labels, epoch, cluster_ids=None, sample_ids=None) -> scalar``.
-    Each call sets ``parts`` (floats for ``lam``, ``alpha``, ``beta``; detached 0-dim tensors
+    An :class:`~.base.Objective`:
+    ``loss(logits, latent, labels, epoch, cluster_ids=None, sample_ids=None) -> scalar``; the
+    clusters are the classes (the number of logits) or, with K > 1, the index's, so their
+    number is known before the batch (:func:`~.magnet.cluster_layout`). Each call sets ``parts`` (floats for ``lam``, ``alpha``, ``beta``; detached 0-dim tensors
     for the rest): ``ce``, ``dist``, ``lam``, ``alpha``,
     ``beta``, ``pca_k`` (width of the latent when PCA is off), ``sigma2`` (mean variance over
     the batch's clusters) and ``active`` (share of samples whose hinge is active), and
@@ -137,9 +145,7 @@ class LatentBoostLoss(nn.Module):
         self.index = (
             ClusterIndex(num_clusters, refresh_every, seed=seed) if num_clusters > 1 else None
         )
-        self.wants_sample_ids = self.index is not None
-        self.parts: dict[str, torch.Tensor | float] = {}
-        self.per_sample: torch.Tensor | None = None
+        self.needs_sample_ids = self.index is not None
 
     @classmethod
     def for_dataset(cls, name: str, **kwargs) -> LatentBoostLoss:
@@ -173,13 +179,17 @@ class LatentBoostLoss(nn.Module):
     def distance_loss(
         self, latent, labels, epoch: int, cluster_ids=None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Per-sample ``l_i`` (N,) of ``L_dist`` and its parts (without ``ce``)."""
+        """Per-sample ``l_i`` (N,) of ``L_dist`` and its parts (without ``ce``), every argument
+        checked; explicit ``cluster_ids`` (else one cluster per class present) are compacted."""
         check_latent(latent)
         check_labels(labels, latent.shape[0])
         if latent.shape[0] < 1:
             raise ValueError("latent must hold at least one sample")
-        _, alpha, beta = self.weights(epoch)
         member, cluster_class = check_cluster_ids(labels, cluster_ids)
+        return self._distance(latent, labels, epoch, member, cluster_class)
+
+    def _distance(self, latent, labels, epoch: int, member, cluster_class):
+        _, alpha, beta = self.weights(epoch)
         with torch.autocast(latent.device.type, enabled=False):
             z = full_precision(latent)
             if self.pca_variance is None:
@@ -199,36 +209,39 @@ class LatentBoostLoss(nn.Module):
             )
             hinge = F.relu(alpha * terms.intra + beta * terms.inter + self.margin)
             losses = torch.where(terms.has_impostor, hinge, torch.zeros_like(hinge))
+        # The mean over the clusters in the batch (equal, bit for bit, to .mean() when all are).
+        present = terms.cluster_present
+        variance = terms.cluster_variance.detach()
         parts = {
             "alpha": alpha,
             "beta": beta,
             "pca_k": pca_k.detach(),
-            "sigma2": terms.cluster_variance.detach().mean(),
+            "sigma2": (variance * present).sum() / present.sum(),
             "active": (losses.detach() > 0).float().mean(),
         }
         return losses, parts
 
-    def forward(self, logits, latent, labels, epoch, cluster_ids=None, sample_ids=None):
-        check_latent(logits, name="logits")
-        if torch.is_tensor(latent) and latent.dim() >= 1 and latent.shape[0] != logits.shape[0]:
-            raise ValueError(
-                f"logits must have one row per latent row ({latent.shape[0]}), got {logits.shape[0]}"
-            )
-        check_labels(labels, logits.shape[0])
-        if labels.numel() and int(labels.max()) >= logits.shape[1]:
-            raise ValueError(
-                f"labels must be < the number of logits ({logits.shape[1]}), got {int(labels.max())}"
-            )
-        if cluster_ids is None and self.index is not None:
-            if sample_ids is None:
-                raise ValueError("sample_ids (or cluster_ids) are required when num_clusters > 1")
-            cluster_ids = self.index.cluster_ids(sample_ids)
+    def check_batch(self, logits, latent, labels, *, values=True) -> None:
+        super().check_batch(logits, latent, labels, values=values)
+        if latent.shape[0] < 1:
+            raise ValueError("latent must hold at least one sample")
+
+    def compute_loss(
+        self, logits, latent, labels, epoch, cluster_ids=None, sample_ids=None, *, check_values=True
+    ):
         lam, _, _ = self.weights(epoch)
-        losses, parts = self.distance_loss(latent, labels, epoch, cluster_ids)
+        member, cluster_class = cluster_layout(
+            labels,
+            num_classes=logits.shape[1],
+            index=self.index,
+            sample_ids=sample_ids,
+            cluster_ids=cluster_ids,
+            check_values=check_values,
+        )
+        losses, parts = self._distance(latent, labels, epoch, member, cluster_class)
         dist = losses.mean()
         with torch.autocast(logits.device.type, enabled=False):
             ce = F.cross_entropy(full_precision(logits), labels)
         loss = lam * dist + (1.0 - lam) * ce
-        self.per_sample = losses.detach()
-        self.parts = {"ce": ce.detach(), "dist": dist.detach(), "lam": lam, **parts}
-        return loss
+        parts = {"ce": ce.detach(), "dist": dist.detach(), "lam": lam, **parts}
+        return LossResult(loss, parts, losses.detach())

@@ -42,6 +42,7 @@ from latentboost_lab._checks import (
     check_latent,
 )
 from latentboost_lab.clusters import ClusterIndex, NeighbourhoodSampler, nearest_cluster_scores
+from latentboost_lab.losses.base import LossResult, Objective
 
 
 class MagnetTerms(NamedTuple):
@@ -50,7 +51,8 @@ class MagnetTerms(NamedTuple):
     ``intra``: ``A_i = d_{i,k_i} / (2 sigma_{k_i}^2)``; ``inter``: ``B_i = log sum over impostor
     clusters k of exp(-d_ik / (2 sigma_k^2))``, 0 where ``has_impostor`` is False;
     ``cluster_variance``: the variance used for each cluster present in the batch;
-    ``shared_variance``: the batch's shared sigma^2.
+    ``shared_variance``: the batch's shared sigma^2; ``cluster_present``: which of the
+    clusters have a member in the batch (the others take no part).
     """
 
     intra: torch.Tensor
@@ -58,6 +60,7 @@ class MagnetTerms(NamedTuple):
     has_impostor: torch.Tensor
     cluster_variance: torch.Tensor
     shared_variance: torch.Tensor
+    cluster_present: torch.Tensor
 
 
 def full_precision(tensor: torch.Tensor) -> torch.Tensor:
@@ -90,6 +93,35 @@ def check_cluster_ids(labels: torch.Tensor, cluster_ids: torch.Tensor | None):
     return member, cluster_class
 
 
+def cluster_layout(
+    labels: torch.Tensor,
+    *,
+    num_classes: int | None = None,
+    index: ClusterIndex | None = None,
+    sample_ids: torch.Tensor | None = None,
+    cluster_ids: torch.Tensor | None = None,
+    check_values: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's clusters as ``(member (N,), cluster_class (C,))``, with the number of
+    clusters C known on the host before the batch: the classes (``num_classes``, one cluster
+    each) or the cluster index's clusters (K per class, looked up by ``sample_ids``). Nothing
+    is read from the device, so the training step never waits for it; clusters absent from the
+    batch are masked inside :func:`magnet_terms`.
+
+    Explicit ``cluster_ids``, or no ``num_classes`` and no index with K > 1, fall back to
+    :func:`check_cluster_ids` (compacting the ids present, which reads them on the host).
+    """
+    if cluster_ids is not None:
+        return check_cluster_ids(labels, cluster_ids)
+    if index is not None and index.num_clusters > 1:
+        if sample_ids is None:
+            raise ValueError("sample_ids (or cluster_ids) are required when num_clusters > 1")
+        return index.cluster_ids(sample_ids, check=check_values), index.cluster_class
+    if num_classes is None:
+        return check_cluster_ids(labels, None)
+    return labels, torch.arange(num_classes, device=labels.device)
+
+
 def magnet_terms(
     latent: torch.Tensor,
     labels: torch.Tensor,
@@ -103,8 +135,9 @@ def magnet_terms(
 ) -> MagnetTerms:
     """Compute A_i, B_i and the variances for an already validated batch.
 
-    ``member`` are compact cluster ids (0..C-1) and ``cluster_class`` the class of each cluster,
-    as returned by :func:`check_cluster_ids`. With ``per_cluster_variance`` each cluster with at
+    ``member`` are cluster ids (0..C-1) and ``cluster_class`` the class of each cluster, as
+    returned by :func:`cluster_layout` or :func:`check_cluster_ids`; a cluster without a member
+    in the batch takes no part (it is no impostor, and its variance is not used). With ``per_cluster_variance`` each cluster with at
     least two members uses ``sigma_k^2 = sum_{i in k} d_ik / (n_k - 1)`` floored at
     ``variance_floor`` times the batch's mean squared norm; a single-member cluster falls back to
     the shared variance (this option is Latent Boost's, see :mod:`.latent_boost`).
@@ -114,9 +147,12 @@ def magnet_terms(
     n = latent.shape[0]
     z = latent - latent.mean(dim=0, keepdim=True)
     n_clusters = cluster_class.shape[0]
-    one_hot = F.one_hot(member, n_clusters).to(z.dtype)  # (N, C)
+    # (N, C) by comparison, not F.one_hot (which reads the ids' range on the host).
+    one_hot = (member[:, None] == torch.arange(n_clusters, device=member.device)).to(z.dtype)
     counts = one_hot.sum(dim=0)
-    means = (one_hot.T @ z) / counts[:, None]
+    present = counts > 0
+    # clamp_min(1): an absent cluster's mean is 0, not 0/0 (whose gradient would be NaN).
+    means = (one_hot.T @ z) / counts.clamp_min(1)[:, None]
     # d_{i,k_i} by direct differences: it sets A_i and the variances, and the expansion below
     # would cancel catastrophically in float32 once clusters are tight.
     own = (z - means[member]).pow(2).sum(dim=1)
@@ -141,14 +177,14 @@ def magnet_terms(
         variance = variance.detach()
     two_var = 2.0 * variance
     intra = own / two_var[member]
-    impostor = cluster_class[None, :] != labels[:, None]  # (N, C)
+    impostor = (cluster_class[None, :] != labels[:, None]) & present[None, :]  # (N, C)
     has_impostor = impostor.any(dim=1)
     scaled = (-dist / two_var[None, :]).masked_fill(~impostor, float("-inf"))
     # A row with no impostor would be all -inf, whose logsumexp backward is 0 * NaN: give such
     # rows a finite dummy and zero their result instead.
     scaled = torch.where(has_impostor[:, None], scaled, torch.zeros_like(scaled))
     inter = torch.where(has_impostor, torch.logsumexp(scaled, dim=1), torch.zeros_like(own))
-    return MagnetTerms(intra, inter, has_impostor, variance, shared)
+    return MagnetTerms(intra, inter, has_impostor, variance, shared, present)
 
 
 class MagnetLoss(nn.Module):
@@ -192,7 +228,7 @@ class MagnetLoss(nn.Module):
         return f"margin={self.margin}, eps={self.eps}"
 
 
-class MagnetObjective(nn.Module):
+class MagnetObjective(Objective):
     """The whole Magnet method (Rippel et al. 2016, section 3) for the training loop ``fit``.
 
     Trains the latent with :class:`MagnetLoss` only (the softmax head is ignored; classify with
@@ -203,9 +239,10 @@ class MagnetObjective(nn.Module):
     uses to draw batches (``clusters_per_batch`` M clusters of ``samples_per_cluster`` D samples;
     our defaults M = 8, D = 32 give batches of 256 like the other arms).
 
-    Call (fit's protocol): ``loss(logits, latent, labels, epoch, sample_ids=None) -> scalar``;
-    with K > 1 the cluster ids are looked up from ``sample_ids`` (indices into the training split).
-    Sets ``parts = {"dist", "sigma2", "active"}`` and ``per_sample`` (for the sampler).
+    An :class:`~.base.Objective`: ``loss(logits, latent, labels, epoch, sample_ids=None) ->
+    scalar`` (``logits`` may be None); with K > 1 the cluster ids are looked up from
+    ``sample_ids`` (indices into the training split). Parts: ``dist``, ``sigma2``, ``active``;
+    ``per_sample`` feeds the sampler.
 
     :meth:`predict` is the paper's nearest-cluster classifier (eq. 6): class scores are the
     normalised sums of ``exp(-||x - mu||^2 / (2 sigma^2))`` over the ``num_neighbours`` L nearest
@@ -213,7 +250,9 @@ class MagnetObjective(nn.Module):
     variances since the last refresh.
     """
 
-    wants_sample_ids = True
+    needs_sample_ids = True
+    uses_logits = False
+    predicts = True
 
     def __init__(
         self,
@@ -239,8 +278,6 @@ class MagnetObjective(nn.Module):
             self.sampler = NeighbourhoodSampler(
                 self.index, clusters_per_batch, samples_per_cluster, seed=seed
             )
-        self.parts: dict[str, torch.Tensor] = {}
-        self.per_sample: torch.Tensor | None = None
         self._sigma2_sum: torch.Tensor | None = None
         self._sigma2_count = 0
 
@@ -268,25 +305,34 @@ class MagnetObjective(nn.Module):
             sampler.load_state(state["sampler"])
         self._sigma2_sum, self._sigma2_count = state["sigma2_sum"], state["sigma2_count"]
 
-    def forward(self, logits, latent, labels, epoch, sample_ids=None) -> torch.Tensor:
+    def compute_loss(
+        self, logits, latent, labels, epoch, cluster_ids=None, sample_ids=None, *, check_values=True
+    ):
         check_int("epoch", epoch, 0)
-        cluster_ids = None
-        if self.index.num_clusters > 1:
-            if sample_ids is None:
-                raise ValueError("sample_ids are required when num_clusters > 1")
-            cluster_ids = self.index.cluster_ids(sample_ids)
-        losses, terms = self.magnet.per_sample_losses(latent, labels, cluster_ids)
+        member, cluster_class = cluster_layout(
+            labels,
+            num_classes=None if logits is None else logits.shape[1],
+            index=self.index,
+            sample_ids=sample_ids,
+            cluster_ids=cluster_ids,
+            check_values=check_values,
+        )
+        with torch.autocast(latent.device.type, enabled=False):
+            terms = magnet_terms(
+                full_precision(latent), labels, member, cluster_class, eps=self.magnet.eps
+            )
+            hinge = F.relu(terms.intra + terms.inter + self.magnet.margin)  # as MagnetLoss's
+            losses = torch.where(terms.has_impostor, hinge, torch.zeros_like(hinge))
         loss = losses.mean()
         sigma2 = terms.shared_variance.detach()
         self._sigma2_sum = sigma2 if self._sigma2_sum is None else self._sigma2_sum + sigma2
         self._sigma2_count += 1
-        self.per_sample = losses.detach()
-        self.parts = {
+        parts = {
             "dist": loss.detach(),
             "sigma2": sigma2,
             "active": (losses.detach() > 0).float().mean(),
         }
-        return loss
+        return LossResult(loss, parts, losses.detach())
 
     @property
     def sigma2(self) -> torch.Tensor:

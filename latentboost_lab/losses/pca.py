@@ -97,6 +97,10 @@ def principal_basis(centred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     n, d = centred.shape
     gram_side = d > n
     small = centred @ centred.T if gram_side else centred.T @ centred
+    # A non-finite latent (a diverging model) would make LAPACK raise; zeros keep the basis
+    # finite, the projection of the non-finite latent stays non-finite, and the training
+    # loop's guard names the model. Finite entries are unchanged, bit for bit.
+    small = torch.nan_to_num(small, nan=0.0, posinf=0.0, neginf=0.0)
     with _one_cpu_thread(centred.device):
         eigenvalues, eigenvectors = torch.linalg.eigh(small)
     if not gram_side:
