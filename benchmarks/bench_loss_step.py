@@ -2,8 +2,11 @@
 
     python benchmarks/bench_loss_step.py [--reps 60] [--batch-size 256] [--threads N]
 
-Arms: cross-entropy (the baseline), Latent Boost with PCA on (default), PCA off, K = 3 clusters
-per class (cluster ids given), and the plain Magnet loss. Each arm has its own copy of the same
+Each step is :func:`latentboost_lab.training.train_step`, the very function ``fit`` runs (forward,
+objective, backward, update; without ``fit``'s non-finite guard, whose cost
+``bench_fit_overhead.py`` measures). Arms: cross-entropy (the baseline), Latent Boost with PCA
+on (default), PCA off, K = 3 clusters per class (a cluster index fitted on the batch's first
+latents, looked up by the samples' indices as in ``fit``), and the Magnet objective (K = 1). Each arm has its own copy of the same
 model and an Adam optimiser; the arms are interleaved in a fresh random order in every
 repetition so that drifts in machine load hit them all alike. The table gives, for each arm,
 the median and the minimum step time and three ratios to cross-entropy: of the medians, the
@@ -24,12 +27,14 @@ import platform
 import random
 import statistics
 import time
+from types import SimpleNamespace
 
 import torch
-import torch.nn.functional as F
 
-from latentboost_lab.losses import LatentBoostLoss, MagnetLoss
+from latentboost_lab.clusters import ClusterIndex
+from latentboost_lab.losses import CrossEntropyLoss, LatentBoostLoss, MagnetObjective
 from latentboost_lab.models import SmallCNN
+from latentboost_lab.training import train_step
 
 FASHION_MEAN, FASHION_STD = 0.2860, 0.3530
 
@@ -50,18 +55,20 @@ def make_batch(batch_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tens
     return (x.float() / 255 - FASHION_MEAN) / FASHION_STD, y, "random uint8"
 
 
-def make_arms(labels: torch.Tensor):
-    """name -> function(logits, latent, labels) returning the loss."""
-    g = torch.Generator().manual_seed(1)
-    clusters = labels * 3 + torch.randint(3, labels.shape, generator=g)  # K = 3 per class
-    pca_on, pca_off, k3 = LatentBoostLoss(), LatentBoostLoss(pca_variance=None), LatentBoostLoss()
-    magnet = MagnetLoss()
+def make_arms(model, x: torch.Tensor, labels: torch.Tensor) -> dict:
+    """name -> the objective (as ``fit`` gets it). The K = 3 arm's cluster index is fitted on
+    ``model``'s latents of the batch ``x`` (3 clusters per class by k-means)."""
+    with torch.no_grad():
+        latent = model.eval()(x)[1]
+    model.train()
+    k3 = LatentBoostLoss(num_clusters=3)
+    k3.index = ClusterIndex(3).fit(latent, labels, int(labels.max()) + 1)
     return {
-        "cross-entropy": lambda lg, z, y: F.cross_entropy(lg, y),
-        "LatentBoost, PCA on": lambda lg, z, y: pca_on(lg, z, y, 0),
-        "LatentBoost, PCA off": lambda lg, z, y: pca_off(lg, z, y, 0),
-        "LatentBoost, K=3, PCA on": lambda lg, z, y: k3(lg, z, y, 0, cluster_ids=clusters),
-        "Magnet": lambda lg, z, y: magnet(z, y),
+        "cross-entropy": CrossEntropyLoss(),
+        "LatentBoost, PCA on": LatentBoostLoss(),
+        "LatentBoost, PCA off": LatentBoostLoss(pca_variance=None),
+        "LatentBoost, K=3, PCA on": k3,
+        "Magnet": MagnetObjective(neighbourhood_sampling=False),
     }
 
 
@@ -72,18 +79,23 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_step(model, optimiser, loss, x, y, device="cpu"):
-    """A function that runs one training step (forward, loss, backward, optimiser step) on the
-    batch ``(x, y)`` and returns its wall-clock seconds. ``loss(logits, latent, labels)``."""
+def make_step(model, optimiser, objective, x, y, device="cpu", epoch: int = 0):
+    """A function that runs one :func:`~latentboost_lab.training.train_step` (``fit``'s step)
+    on the batch ``(x, y)`` (sample indices 0..N-1) and returns its wall-clock seconds.
+    ``objective``: a loss of :mod:`latentboost_lab.losses`, any loss ``fit`` takes, or a
+    function ``loss(logits, latent, labels)``."""
+    from latentboost_lab.losses import as_objective
+
+    if not isinstance(objective, torch.nn.Module):  # a function of (logits, latent, labels)
+        function = objective
+        objective = lambda logits, latent, labels, epoch: function(logits, latent, labels)  # noqa: E731
+    objective = as_objective(objective)
+    batch = SimpleNamespace(x=x, y=y, index=torch.arange(len(y), device=y.device))
 
     def step() -> float:
         sync(device)
         start = time.perf_counter()
-        logits, latent = model(x)
-        value = loss(logits, latent, y)
-        optimiser.zero_grad(set_to_none=True)
-        value.backward()
-        optimiser.step()
+        train_step(model, objective, optimiser, batch, epoch)
         sync(device)
         return time.perf_counter() - start
 
@@ -140,7 +152,7 @@ def main() -> None:
     x, y, source = make_batch(args.batch_size)
     base = SmallCNN(1, 10, latent_dim=128)
     arms = {}
-    for name, loss in make_arms(y).items():
+    for name, loss in make_arms(base, x, y).items():
         model = copy.deepcopy(base).train()
         arms[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), loss)
 
