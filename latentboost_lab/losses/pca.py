@@ -11,10 +11,9 @@ The details below are ours, not the paper's:
 - the basis is detached: gradients reach the network through the centred latents only;
 - the basis comes from ``torch.linalg.eigh``, in float64 and on one CPU thread (see
   :func:`principal_basis` and :func:`_one_cpu_thread` for why), of the smaller of the (d x d)
-  scatter matrix and the (n x n) Gram matrix. Measured on the 2-core CPU this project is built on, for a 256 x 128 batch:
-  eigh of the 128 x 128 scatter matrix ~1.0-1.5 ms, eigh of the 256 x 256 Gram matrix ~5-8 ms,
-  ``torch.linalg.svd`` of the batch ~5-8 ms. The cost of eigh grows with the cube of the side, so
-  the smaller matrix wins whenever the shapes differ;
+  scatter matrix and the (n x n) Gram matrix: the cost of eigh grows with the cube of the side,
+  so the smaller matrix wins whenever the shapes differ (timings: benchmarks/README.md,
+  "Figures moved out of docstrings");
 - the discarded coordinates are zeroed rather than sliced off, so that ``k`` never has to be copied
   to the host (no device sync per step) and pairwise distances equal those in the k-dimensional
   projection exactly.
@@ -63,11 +62,11 @@ def n_components_for(explained_variance_ratio: torch.Tensor, threshold: float) -
 def _one_cpu_thread(device: torch.device) -> Iterator[None]:
     """Run a small LAPACK call on one CPU thread.
 
-    An eigendecomposition of a 128 x 128 matrix gains nothing from a second thread (1.0-1.4 ms
-    either way on this project's idle 2-core CPU), but it runs through hundreds of tiny parallel
-    regions, and when the cores are shared with other processes every one of them waits for a
-    descheduled thread: we measured a median of 1.1 s per call with 2 threads against 1.4 ms
-    with one, on the same busy machine. ``torch.set_num_threads`` costs microseconds.
+    An eigendecomposition of a 128 x 128 matrix gains nothing from a second thread, but it runs
+    through hundreds of tiny parallel regions, and when the cores are shared with other
+    processes every one of them waits for a descheduled thread: three orders of magnitude
+    slower with 2 threads than with one on a busy machine (benchmarks/README.md, "Figures moved
+    out of docstrings"). ``torch.set_num_threads`` costs microseconds.
     """
     threads = torch.get_num_threads()
     if device.type != "cpu" or threads == 1:
@@ -90,7 +89,7 @@ def principal_basis(centred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     dtype = centred.dtype
     # float64 (where the device has it): MKL's float32 eigh returned NaN or failed to converge on
     # ~9% of latent-like batches with dead ReLU units (many exact zero eigenvalues) in our stress
-    # test, float64 on none; it costs ~0.5 ms more at 128 x 128 and gives the same variance
+    # test, float64 on none; it costs little more (benchmarks/README.md) and gives the same variance
     # ratios as scikit-learn, which works in float64.
     wide = torch.float32 if centred.device.type == "mps" else torch.float64
     centred = centred.detach().to(wide)
