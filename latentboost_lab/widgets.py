@@ -21,6 +21,7 @@ notebook) with
   of every epoch: the loss parts step by step, accuracy and silhouette per epoch, and a 2-D PCA of
   test latents coloured by class, with each change of λ marked where it took effect, to the step;
   under it one printed line per epoch (λ, α, β, the loss parts, accuracy, silhouette).
+  Epochs are numbered from 0 everywhere (status line, printed lines, ``history``).
 
 **No race: one consistent setting per step.** The controls' values live in one immutable
 :class:`Settings` held by :class:`LiveSettings`. A control's callback (run by the kernel's main
@@ -469,7 +470,7 @@ class LambdaPlayground:
         with self._progress:
             self.last_run["steps_done"] += 1
             self._progress.notify_all()
-        self._set_status(f"training epoch {epoch + 1}, step {step + 1}/{self._steps_per_epoch}: "
+        self._set_status(f"training epoch {epoch}, step {step + 1}/{self._steps_per_epoch}: "
                          f"λ = {settings.lam:.2f}, α = {record['alpha']:.3f}, β = {record['beta']:.3f}, "
                          f"loss {record['train_loss']:.3f}")  # fmt: skip
         if self.live and (step + 1) % self.redraw_every == 0:
@@ -495,7 +496,7 @@ class LambdaPlayground:
             from .plots import fit_projection
 
             self.projection = fit_projection(self._latent[0])
-        self._set_status(f"epoch {epoch + 1}: test accuracy {record.get('test_acc', float('nan')):.3f}, "
+        self._set_status(f"epoch {epoch} done: test accuracy {record.get('test_acc', float('nan')):.3f}, "
                          f"silhouette {record['test_silhouette']:.3f} (λ = {record['lam_end']:.2f})")  # fmt: skip
         if self.live:
             self._draw(embedded=True)

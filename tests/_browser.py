@@ -554,3 +554,42 @@ class Runner:
             thread.join(30)
         for context in self.contexts:
             context.close()
+
+
+# -- a static site (tests/test_site.py) ------------------------------------------------------
+def find_chromium() -> str | None:
+    """The system Chromium's path (Playwright's own browser download is not used), or None."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class StaticServer:
+    """A folder served over HTTP on 127.0.0.1 and a free port, in a thread (as a web host
+    would serve a built site: some of a theme's scripts refuse file:// addresses)."""
+
+    def __init__(self, folder: Path):
+        import functools
+        import http.server
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):  # no line per request on stderr
+                pass
+
+        handler = functools.partial(Quiet, directory=str(folder))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_port}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> StaticServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(10)

@@ -7,8 +7,10 @@ environment on a temporary copy of ``notebooks/`` (outputs cleared: everything c
 from this run), drives it with Playwright through the system's Chromium, and
 
 1. opens ``06_lambda_playground``, runs all cells, checks that the panel renders its controls;
-2. moves the λ slider with the mouse and clicks "Train N epochs", and checks that the live
-   figure and the printed history change and show the new λ;
+2. asks for 20 epochs, clicks "Train N epochs" and, while the run trains in the kernel's
+   background thread, drags the λ slider with the mouse: the same run reports the new λ at its
+   next steps, the live figure is redrawn, and "Stop" ends the run after the epoch in progress
+   with every epoch kept (``playground-live-lambda.png`` is the panel mid-run);
 3. runs every other notebook (``notebooks/*.ipynb``: new ones are picked up) and checks that
    it ends without an error and shows its figures;
 4. leaves screenshots in ``tests/artifacts/browser/`` (git-ignored) for a reviewer.
@@ -173,42 +175,70 @@ def _a_person_uses_the_playground(page) -> None:
         has=page.locator(".widget-label", has_text="λ (share of L_dist)")
     )
     train = page.get_by_role("button", name="Train N epochs")
+    stop = page.get_by_role("button", name="Stop")
     expect = lab_ui.expect()
     expect(slider).to_have_count(1)
     expect(train).to_be_enabled()
+    expect(stop).to_be_disabled()  # nothing runs
     expect(page.get_by_role("button", name="Reset")).to_be_enabled()
     panel = page.locator(f"{lab_ui.PANEL} .jupyter-widgets.widget-vbox").first
-    live = page.locator(".widget-output").filter(has=page.locator("img"))
-    expect(live).to_have_count(1)  # the scripted clicks drew into the live view
+    live = page.locator(f"{lab_ui.PANEL} .widget-image")
+    log = page.locator(f"{lab_ui.PANEL} .widget-html pre")
+    expect(live).to_have_count(1)  # the scripted runs drew into the live view
     readout = slider.locator(".widget-readout")
-    before_value = float(readout.inner_text())
-    assert before_value == pytest.approx(0.25)  # where the notebook's scripted clicks left it
-    image_before = live.locator("img").get_attribute("src")
-    history_before = live.locator("pre").inner_text()
-    assert "epoch 2: λ=0.25" in history_before and "epoch 3" not in history_before
+    assert float(readout.inner_text()) == pytest.approx(0.25)  # where the notebook left it
+    history_before = log.inner_text()
+    assert "epoch 3: λ=0.25" in history_before and "epoch 4" not in history_before
     live.scroll_into_view_if_needed()
     panel.screenshot(path=ARTIFACTS / "playground-before.png")
 
-    # (2) a person drags λ from 0.25 to 0.50 with the mouse, then clicks "Train N epochs"
+    # (2) a person asks for 20 epochs, clicks Train, and drags λ to 0.50 while it trains
+    epochs = page.locator(f"{lab_ui.PANEL} .widget-inline-hbox").filter(
+        has=page.locator(".widget-label", has_text="N epochs")
+    ).locator("input")  # fmt: skip
+    epochs.fill("20")
+    epochs.press("Enter")
+    train.click()
+    expect(stop).to_be_enabled(timeout=30_000)  # the run started, the kernel is free again
+    status = page.locator(".widget-html", has_text=re.compile(r"training epoch \d+, step"))
+    expect(status).to_contain_text("λ = 0.25", timeout=60_000)
+    image_before = live.get_attribute("src")
     new_lam = 0.5
     dragged = lab_ui.drag_slider(page, slider, new_lam, minimum=0.0, maximum=1.0)
     assert dragged == pytest.approx(new_lam, abs=0.051), f"the mouse moved λ to {dragged}"
     expect(readout).to_have_text(f"{new_lam:.2f}")
-    train.click()
-    status = page.locator(".widget-html", has_text=re.compile(r"epoch 4: test accuracy"))
-    expect(status).to_contain_text(f"(λ = {new_lam:.2f})", timeout=RUN_ALL_TIMEOUT_MS)
-    expect(train).to_be_enabled(timeout=RUN_ALL_TIMEOUT_MS)  # the callback has returned
-    expect(live.locator("pre")).to_contain_text(f"epoch 3: λ={new_lam:.2f}")
-    history_after = live.locator("pre").inner_text()
-    assert history_after.startswith(history_before.rstrip("\n"))  # the earlier epochs are kept
-    deadline = time.monotonic() + 30
-    while live.locator("img").get_attribute("src") == image_before:
-        assert time.monotonic() < deadline, "the live figure did not change after the click"
+    # the same run takes the new λ: a step reports it while Stop is still enabled (running)
+    page.wait_for_function(
+        """([lam]) => {
+            const stop = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Stop');
+            const text = [...document.querySelectorAll('.widget-html')].map(e => e.innerText).join(' ');
+            return stop && !stop.disabled && /training epoch \\d+, step/.test(text)
+                   && text.includes('λ = ' + lam);
+        }""",
+        arg=[f"{new_lam:.2f}"],
+        timeout=60_000,
+    )
+    # an epoch that ran (part of it) at the new λ is printed, and the figure was redrawn
+    expect(log).to_contain_text(re.compile(rf"λ=(0\.25→)?{new_lam:.2f}"), timeout=120_000)
+    assert not stop.is_disabled(), "the run ended before the change could be seen in it"
+    deadline = time.monotonic() + 60
+    while live.get_attribute("src") == image_before:
+        assert time.monotonic() < deadline, "the live figure did not change during the run"
         page.wait_for_timeout(200)
-    expect(live.locator("img")).to_have_count(1)  # replaced, not appended
-    assert page.evaluate(
-        "img => img.complete && img.naturalWidth > 0", live.locator("img").element_handle()
-    ), "the new live figure is not displayed"
+    assert page.evaluate("img => img.complete && img.naturalWidth > 0", live.element_handle()), (
+        "the new live figure is not displayed"
+    )
+    live.scroll_into_view_if_needed()
+    panel.screenshot(path=ARTIFACTS / "playground-live-lambda.png")
+
+    # (3) Stop: the run ends when the epoch in progress ends, every epoch so far is kept
+    stop.click()
+    expect(train).to_be_enabled(timeout=120_000)
+    expect(stop).to_be_disabled()
+    expect(page.locator(".widget-html", has_text="stopped after")).to_have_count(1)
+    history_after = log.inner_text()
+    assert history_after.startswith(history_before.rstrip("\n"))  # the earlier epochs are kept
+    assert "epoch 4:" in history_after and "epoch 19:" not in history_after
     panel.screenshot(path=ARTIFACTS / "playground-after.png")
     assert not any(error in _page_text(page) for error in lab_ui.WIDGET_ERRORS)
 
