@@ -869,19 +869,17 @@ def _load(args):
 
 
 def _train_arm(args, data, loss_name: str, lam: float | None):
-    from .device import seed_everything
-    from .models import build_model
-    from .recipes import make_loss
+    """One arm trained as the runner builds it (:func:`latentboost_lab.experiments.build_run`),
+    with the command's fit options."""
+    from .experiments import Arm, build_run
+    from .recipes import resolve_reading
     from .training import fit
 
     latent, options = "embedding", {}
     if getattr(args, "reading", None):  # train --reading: Latent Boost read another way
-        from .recipes import resolve_reading
-
         latent, options = resolve_reading(args.reading)
-    seed_everything(args.seed)
-    model = build_model(args.model, data.info, args.latent_dim, latent=latent)
-    loss = make_loss(loss_name, data=data, lam=lam, latent_dim=model.latent_dim, **options)
+    arm = Arm(loss_name, loss_name, lam, tuple(options.items()), latent)
+    model, loss = build_run(arm, data, args.seed, model=args.model, latent_dim=args.latent_dim)
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS.get(data.info.name, 20)
     history = fit(
         model,
@@ -909,8 +907,8 @@ def _warm_up(args, data) -> float:
     started = time.perf_counter()
     import torch
 
+    from .experiments import build_run  # noqa: F401  (imported for its cost, as _train_arm does)
     from .models import build_model
-    from .recipes import make_loss  # noqa: F401  (imported for its cost, as _train_arm does)
     from .training import fit  # noqa: F401
 
     model = build_model(args.model, data.info, args.latent_dim).to(data.device)
@@ -922,7 +920,8 @@ def _warm_up(args, data) -> float:
 
 
 def cmd_demo(args) -> int:
-    from .metrics import embed, f1_score, silhouette_score
+    from .experiments import test_metrics
+    from .inference import embed
     from .plots import plot_comparison_latents
     from .runstore import atomic_write
 
@@ -936,20 +935,20 @@ def cmd_demo(args) -> int:
         (f"Latent Boost (λ={args.lam:g})", "latentboost", args.lam),
     ):
         started = time.perf_counter()
-        model, _, history = _train_arm(args, data, loss_name, lam)
+        model, loss, history = _train_arm(args, data, loss_name, lam)
         seconds = time.perf_counter() - started
-        latent, labels, logits = embed(model, data, "test", return_logits=True)
-        pred = logits.argmax(1)
+        metrics = test_metrics(model, data, loss)  # the runner's test metrics
         rows.append(
             {
                 "arm": name,
-                "test_acc": float((pred == labels).float().mean()),
-                "macro_f1": float(f1_score(pred, labels, average="macro")),
-                "silhouette": float(silhouette_score(latent, labels)),
+                "test_acc": metrics["acc"],
+                "macro_f1": metrics["macro_f1"],
+                "silhouette": metrics["silhouette"],
                 "epochs": history.epochs_to_stop,
                 "seconds": seconds,
             }
         )
+        latent, labels = embed(model, data, "test")
         latents[name] = (latent.cpu(), labels.cpu())
     print()
     print(format_table(rows))

@@ -25,7 +25,7 @@ from .experiments import (
     _load_matching,
     _load_ood_sets,
     _ood_metrics,
-    _test_metrics,
+    test_metrics,
 )
 from .provenance import provenance
 from .results import run_key
@@ -112,7 +112,7 @@ def estimate_time(
             # The part of an epoch outside its own record: the checkpoint, the kept weights.
             overhead = max(epoch_seconds - _later_median(history, "seconds"), 0.0)
             started = time.perf_counter()
-            _test_metrics(model, data, loss, config.pca_variance, arm.classifier)
+            test_metrics(model, data, loss, config.pca_variance, arm.classifier)
             if ood_sets:
                 _ood_metrics(model, data, ood_sets)
             test_seconds = time.perf_counter() - started

@@ -48,10 +48,12 @@ __all__ = [
     "Arm",
     "ExperimentConfig",
     "Results",
+    "build_run",
     "parse_arms",
     "parse_shard",
     "planned_runs",
     "run_experiment",
+    "test_metrics",
 ]
 
 #: Ablations of Latent Boost's parts: the options given to ``make_loss("latentboost", ...)``.
@@ -255,7 +257,7 @@ def _open_results(config: ExperimentConfig, out_dir: Path, command: str | None) 
     return results
 
 
-def _test_metrics(model, data, loss, pca_variance: float, classifier: str = "head") -> dict:
+def test_metrics(model, data, loss, pca_variance: float = 0.95, classifier: str = "head") -> dict:
     """Final test metrics of one run: accuracy and F1 of the arm's classifier (``head``: the
     softmax layer; ``clusters``: the loss's nearest-cluster rule), the softmax head's accuracy
     (``head_acc``) and the nearest-cluster accuracy (``cluster_acc``) where the loss has one,
@@ -336,18 +338,23 @@ def _ood_metrics(model, data, ood_sets: dict) -> dict:
     return OODScorer().fit(model, data).evaluate(ood_sets)
 
 
-def _build_run(config: ExperimentConfig, arm: Arm, data, seed: int):
-    """The model and loss of one run; the model is built right after seeding, so every arm of a
-    seed starts from the same weights."""
+def build_run(arm: Arm, data, seed: int, *, model: str = "small_cnn", latent_dim=None):
+    """The model and loss of one run of ``arm``; the model is built right after seeding, so
+    every arm of a seed starts from the same weights (the runner's, ``demo``'s and ``train``'s
+    runs alike)."""
     from .device import seed_everything
     from .models import build_model
 
     seed_everything(seed)
-    model = build_model(config.model, data.info, config.latent_dim, latent=arm.latent)
+    network = build_model(model, data.info, latent_dim, latent=arm.latent)
     loss = make_loss(
-        arm.loss, data=data, lam=arm.lam, latent_dim=model.latent_dim, **dict(arm.options)
+        arm.loss, data=data, lam=arm.lam, latent_dim=network.latent_dim, **dict(arm.options)
     )
-    return model, loss
+    return network, loss
+
+
+def _build_run(config: ExperimentConfig, arm: Arm, data, seed: int):
+    return build_run(arm, data, seed, model=config.model, latent_dim=config.latent_dim)
 
 
 def _fit_kwargs(config: ExperimentConfig, arm: Arm, seed: int, progress: bool) -> dict:
@@ -423,7 +430,7 @@ def _train_one(
         "arm_config": arm.to_dict(),
         "history": dataclasses.asdict(history),
         "monitor": arm.monitor,
-        "test": _test_metrics(model, data, loss, config.pca_variance, arm.classifier),
+        "test": test_metrics(model, data, loss, config.pca_variance, arm.classifier),
         "seconds": time.perf_counter() - started,  # this session's share when resumed
     }
     if ood_sets:  # out-of-distribution detection (issue 16): after the test metrics
@@ -492,3 +499,6 @@ def run_experiment(
     if report:
         results.write_report()
     return results
+
+
+_test_metrics = test_metrics  # the name it had
