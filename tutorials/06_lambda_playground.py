@@ -46,7 +46,7 @@ except ImportError:  # e.g. on Colab
 import matplotlib.pyplot as plt
 
 from latentboost_lab import seed_everything
-from latentboost_lab.tutorial import environment_line, load_tutorial_data, pick, quick_mode
+from latentboost_lab.tutorial import environment_line, load_tutorial_data, mode, pick
 from latentboost_lab.widgets import WHY_NOT_MID_EPOCH, LambdaPlayground
 
 plt.rcParams["figure.dpi"] = 80
@@ -54,18 +54,20 @@ print(environment_line())
 
 # %% [markdown]
 # ## Configuration
-# **QUICK** (`LATENTBOOST_QUICK=1`, what the test suite runs): 1,000 training images (8 steps of
-# 128 per epoch), 4 scripted epochs. **FULL**: the whole training set per epoch, for a GPU (run
-# time not measured yet).
+# One cell holds every setting; the environment variable `LATENTBOOST_MODE` chooses one of three.
+# **QUICK** (`quick`, what the test suite runs and the outputs stored here; `LATENTBOOST_QUICK=1`
+# still works): 1,000 training images for the playground (8 steps of 128 per epoch) and 4 scripted
+# epochs. **MEDIUM** (`medium`): 5,000 images (40 steps per epoch), enough for the curves to show
+# more than the first steps (its run time was not measured yet). **FULL** (`full`, the default when
+# nothing is set): the whole training set per epoch, for a GPU (run time not measured yet).
 
 # %%
-QUICK = quick_mode()
-CONFIG = {"n_train": pick(1500, None), "n_test": pick(1000, None), "playground_n_train": pick(1000, None),
-          "seed": 0}
-print("QUICK" if QUICK else "FULL", CONFIG)
+MODE = mode()
+CONFIG = {"n_train": pick(1500, None, medium=6000), "n_test": pick(1000, None, medium=2000),
+          "playground_n_train": pick(1000, None, medium=5000), "seed": 0}
+print(MODE.upper(), CONFIG)
 seed_everything(CONFIG["seed"])
-data = load_tutorial_data(CONFIG["n_train"], None, quick_n_test=CONFIG["n_test"],
-                          full_n_test=None, seed=CONFIG["seed"])
+data = load_tutorial_data(n_train=CONFIG["n_train"], n_test=CONFIG["n_test"], seed=CONFIG["seed"])
 
 # %% [markdown]
 # ## The controls
