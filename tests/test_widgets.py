@@ -132,7 +132,11 @@ def test_stop_now_discards_the_partial_epoch_whole(data):
     playground.stop(now=True)
     playground.wait()
     run = playground.last_run
-    assert run["stopped"] and run["epochs_done"] == 0 and run["discarded_steps"] == run["steps_done"] >= 3
+    assert (
+        run["stopped"]
+        and run["epochs_done"] == 0
+        and run["discarded_steps"] == run["steps_done"] >= 3
+    )
     assert len(playground.history) == 1 and len(playground.steps) == 30
     for name, tensor in playground.model.state_dict().items():
         assert torch.equal(tensor, weights[name]), name  # back to the end of epoch 0
