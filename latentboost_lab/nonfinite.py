@@ -49,14 +49,18 @@ class NonFiniteGuard:
     the backward pass (False: skip the update), :meth:`end_epoch` with the epoch's record.
     """
 
-    def __init__(self, objective, model, optimizer, device, *, skip: bool = False, autocast=None):
+    def __init__(
+        self, objective, model, optimizer, device, *, loss=None, skip: bool = False, autocast=None
+    ):
         self.objective, self.skip, self.autocast = objective, skip, autocast
         self.device = device
         self.check_now = skip or _syncs_are_free(device)
         self.trained = [p for group in optimizer.param_groups for p in group["params"]]
         self.optimizer = optimizer
-        # What a skipped step must put back: BatchNorm's statistics, the loss's buffers.
-        self.buffers = [b for m in (model, objective) for b in m.buffers()] if skip else []
+        # What a skipped step must put back: BatchNorm's statistics, the loss's buffers (the
+        # loss module's own: a wrapped plain loss keeps them, not its wrapper).
+        owner = objective if loss is None else loss
+        self.buffers = [b for m in (model, owner) for b in m.buffers()] if skip else []
         self.start_epoch()
 
     def start_epoch(self) -> None:

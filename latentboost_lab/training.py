@@ -221,8 +221,8 @@ def fit(
     else:
         torch.manual_seed(seed)
     autocast = torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=bf16)
-    guard = NonFiniteGuard(objective, model, optimizer, data.device, skip=skip_nonfinite,
-                           autocast=autocast)  # fmt: skip
+    guard = NonFiniteGuard(objective, model, optimizer, data.device, loss=loss,
+                           skip=skip_nonfinite, autocast=autocast)  # fmt: skip
     last_state = copy.deepcopy(model.state_dict())
     bars = Progress(progress, start, epochs)
     try:

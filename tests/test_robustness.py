@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from latentboost_lab import SmallCNN, build_model, evaluate, fit, load_dataset
-from latentboost_lab import nonfinite
+from latentboost_lab import SmallCNN, build_model, evaluate, fit, load_dataset, nonfinite
 from latentboost_lab.clusters import kmeans
-from latentboost_lab.losses import LatentBoostLoss
+from latentboost_lab.losses import CenterLoss, LatentBoostLoss
 from latentboost_lab.metrics import embed
 from latentboost_lab.plots import plot_history
 from latentboost_lab.training import NonFiniteLossError, load_checkpoint
@@ -180,6 +179,25 @@ def test_skip_nonfinite_skips_counts_and_leaves_no_trace(digits):
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
     assert all(math.isfinite(v) for v in history["train_loss"] + history["test_acc"])
     assert history.last["test_acc"] > 0.15  # it learns (chance: 0.1)
+
+
+class CenterWithForward(CenterLoss):
+    """A Center loss whose subclass overrides forward: fit calls it through forward (wrapped)."""
+
+    def forward(self, logits, latent, labels, epoch=0, cluster_ids=None, sample_ids=None):
+        return super().forward(logits, latent, labels, epoch)
+
+
+@pytest.mark.parametrize("loss_class", [CenterLoss, CenterWithForward])
+def test_a_skipped_step_puts_the_loss_buffers_back(digits, loss_class):
+    # A NaN input at the third training call: the Center loss's forward has already moved its
+    # centres (a buffer) towards that NaN batch; skipping the step must put them back, whether
+    # fit calls the loss through its contract or through an overridden forward.
+    loss = loss_class(10, 16, lam=0.1)
+    history = fit(FaultyModel("output", {3}), digits, loss, epochs=1, batch_size=64,
+                  skip_nonfinite=True, progress=False)  # fmt: skip
+    assert history["skipped_steps"] == [1]
+    assert torch.isfinite(loss.centers).all() and loss.centers.abs().sum() > 0
 
 
 def test_an_epoch_of_only_skipped_steps_raises(digits):

@@ -176,7 +176,7 @@ class _ModuleObjective(Objective):
             # and the result is a NaN for fit's guard to name (read on this failure path only).
             if all(bool(torch.isfinite(t).all()) for t in (logits, latent)):
                 raise
-            value = torch.full((), float("nan"), device=latent.device)
+            value = latent.sum() * float("nan")  # in the graph: the step's backward runs
         return LossResult(
             value, dict(getattr(loss, "parts", {})), getattr(loss, "per_sample", None)
         )
