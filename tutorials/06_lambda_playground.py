@@ -58,7 +58,8 @@ print(environment_line())
 # **QUICK** (`quick`, what the test suite runs and the outputs stored here; `LATENTBOOST_QUICK=1`
 # still works): 1,000 training images for the playground (8 steps of 128 per epoch) and 4 scripted
 # epochs. **MEDIUM** (`medium`): 5,000 images (40 steps per epoch), enough for the curves to show
-# more than the first steps (its run time was not measured yet). **FULL** (`full`, the default when
+# more than the first steps (the whole notebook: 105 s wall with one thread on the shared 2-core
+# machine, load average 6; `LATENTBOOST_MODE=medium jupyter nbconvert --execute`). **FULL** (`full`, the default when
 # nothing is set): the whole training set per epoch, for a GPU (run time not measured yet).
 
 # %%
