@@ -23,8 +23,8 @@ from pathlib import Path
 
 from . import __version__
 from ._checks import _float_in, non_negative_int, positive_float, positive_int, unit_float
+from .config import DEFAULT_EPOCHS, DEFAULTS
 
-DEFAULT_EPOCHS = {"digits": 20, "fashion_mnist": 10, "cifar10": 30, "cifar100": 30}
 DOWNLOADABLE = ("fashion_mnist", "cifar10", "cifar100")
 
 
@@ -146,9 +146,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="epoch budget (default depends on the data set)",
     )
     p.add_argument(
-        "--batch-size", type=positive_int, default=128, help="training batch size (default 128)"
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULTS.batch_size,
+        help=f"training batch size (default {DEFAULTS.batch_size})",
     )
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--lr", type=positive_float, default=DEFAULTS.lr, help="Adam learning rate")
     p.add_argument(
         "--patience",
         type=positive_int,

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from . import report
 from ._checks import check_choice, check_in_range, check_int
+from .config import DEFAULTS
 from .losses import as_objective
 from .provenance import provenance
 from .recipes import LOSSES, READINGS, make_loss, resolve_reading
@@ -125,10 +126,10 @@ class ExperimentConfig:
     seeds: Sequence[int] = (0, 1, 2)
     model: str = "small_cnn"
     latent_dim: int | None = None
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    patience: int | None = None
+    epochs: int = DEFAULTS.epochs
+    batch_size: int = DEFAULTS.batch_size
+    lr: float = DEFAULTS.lr
+    patience: int | None = DEFAULTS.patience
     n_train: int | None = None
     n_test: int | None = None
     val_size: float = 0.1

@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_in_range, check_int
+from .config import DEFAULTS
 from .device import select_device
 from .inference import embed, model_outputs
 from .losses.base import LossResult, Objective, as_objective, debug_checks
@@ -135,28 +136,30 @@ def fit(
     data,
     loss: nn.Module | None = None,
     *,
-    epochs: int = 10,
+    epochs: int = DEFAULTS.epochs,
     optimizer: torch.optim.Optimizer | None = None,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    lr_schedule: str | None = None,
-    batch_size: int = 128,
+    lr: float = DEFAULTS.lr,
+    weight_decay: float = DEFAULTS.weight_decay,
+    lr_schedule: str | None = DEFAULTS.lr_schedule,
+    batch_size: int = DEFAULTS.batch_size,
     sampler=None,
-    monitor: str = "val_acc",
-    patience: int | None = None,
+    monitor: str = DEFAULTS.monitor,
+    patience: int | None = DEFAULTS.patience,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
     device: str | torch.device | None = None,
-    bf16: bool = False,
-    channels_last: bool = False,
-    compile: bool = False,
-    eval_test: bool = True,
+    bf16: bool = DEFAULTS.bf16,
+    channels_last: bool = DEFAULTS.channels_last,
+    compile: bool = DEFAULTS.compile,
+    eval_test: bool = DEFAULTS.eval_test,
     progress: bool = True,
     callbacks: Sequence[Callable] = (),
-    skip_nonfinite: bool = False,
+    skip_nonfinite: bool = DEFAULTS.skip_nonfinite,
 ) -> History:
     """Train ``model`` on ``data`` (a :class:`~latentboost_lab.data.TensorData`) with ``loss``.
+    The training settings' defaults are :class:`latentboost_lab.config.TrainSettings`'s
+    (``fit(model, data, loss, **settings.fit_kwargs())`` passes a whole set).
 
     epochs: the budget. patience: stop after this many epochs without improvement of
         ``monitor`` and restore the best weights; None trains the whole budget. monitor: a key

@@ -249,3 +249,35 @@ def test_device_moves_data_and_model_together(digits):
     model = small_model()
     history = fit(model, digits, epochs=1, device="cpu", progress=False)
     assert next(model.parameters()).device.type == "cpu" and history.config["device"] == "cpu"
+
+
+def test_the_training_settings_have_one_home():
+    # fit's keyword defaults, the runner's and the command line's are TrainSettings' own, and a
+    # TrainSettings passes whole to fit.
+    import dataclasses
+    import inspect
+
+    from latentboost_lab import cli
+    from latentboost_lab.config import TrainSettings
+    from latentboost_lab.experiments import ExperimentConfig
+
+    defaults = TrainSettings()
+    signature = inspect.signature(fit).parameters
+    for field in dataclasses.fields(TrainSettings):
+        assert signature[field.name].default == getattr(defaults, field.name), field.name
+    runner = ExperimentConfig()
+    assert (runner.lr, runner.batch_size, runner.patience) == (
+        defaults.lr,
+        defaults.batch_size,
+        defaults.patience,
+    )
+    args = cli.build_parser().parse_args(["train"])
+    assert (args.lr, args.batch_size, args.patience) == (
+        defaults.lr,
+        defaults.batch_size,
+        defaults.patience,
+    )
+    assert set(inspect.signature(fit).bind(None, None, **defaults.fit_kwargs()).arguments) >= {
+        "epochs",
+        "skip_nonfinite",
+    }
