@@ -447,17 +447,20 @@ class LambdaPlayground:
             self._error = error
             self._set_status(f"error: {type(error).__name__}: {error}")
         finally:
-            self.last_run["stopped"] = self.last_run["stopped"] or (
-                self.last_run["epochs_done"] < epochs and self._error is None
-            )
-            self.last_run["settings_updates"] = self.live_settings.version - version
-            if self.last_run["stopped"] and self._error is None:
-                self._set_status(self._stopped_message())
-            if self.live and (self.last_run["discarded_steps"] or self._error is not None):
-                self._draw()  # the view without the discarded steps
-            self._busy(False)
-            with self._progress:
-                self._progress.notify_all()
+            try:
+                run = self.last_run
+                run["stopped"] = run["stopped"] or (
+                    run["epochs_done"] < epochs and self._error is None
+                )
+                run["settings_updates"] = self.live_settings.version - version
+                if run["stopped"] and self._error is None:
+                    self._set_status(self._stopped_message())
+                if self.live and (run["discarded_steps"] or self._error is not None):
+                    self._draw()  # the view without the discarded steps
+            finally:  # the buttons come back whatever happened above
+                self._busy(False)
+                with self._progress:
+                    self._progress.notify_all()
 
     def _on_step(self, epoch: int, step: int, settings: Settings, value: torch.Tensor) -> None:
         """After each step's loss (training thread): record it, redraw every few steps."""
