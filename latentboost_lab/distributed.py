@@ -5,9 +5,10 @@ Latent Boost's distance term is not a sum of per-sample terms: the batch PCA, th
 and the variances all depend on the whole batch. Under plain DDP every rank would compute them
 on its own shard, a different objective from the single-process run. Here every rank
 
-1. draws the same global batch (every rank runs the same sampler with the same seed) and keeps
-   its contiguous shard of it (:class:`ShardedSampler`): rank r's rows come r-th in the
-   concatenation, so the concatenation of the shards is the single-process batch, row for row;
+1. draws the same global batch (every rank runs the same sampler with the same seed, and the
+   same augmentation draws) and keeps its contiguous shard of it (:class:`ShardedData`): rank
+   r's rows come r-th, so the concatenation of the shards is the single-process batch, row for
+   row;
 2. runs the model on its shard (wrapped in ``DistributedDataParallel``);
 3. gathers the logits, latents and labels of every rank (:func:`gather_with_grad`) and
    evaluates the loss on the concatenation (:class:`GlobalBatchLoss`). Every rank gets the same
@@ -37,7 +38,7 @@ Launch with ``torchrun`` (it sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MA
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -45,7 +46,8 @@ from torch import nn
 
 __all__ = [
     "GlobalBatchLoss",
-    "ShardedSampler",
+    "ShardedData",
+    "exchange_sizes",
     "check_supported",
     "gather_with_grad",
     "init_from_env",
@@ -70,6 +72,9 @@ def world_size() -> int:
 def rank() -> int:
     """This process's rank (0 outside a process group)."""
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+_world_size, _rank = world_size, rank
 
 
 def init_from_env(backend: str | None = None) -> torch.device:
@@ -99,38 +104,69 @@ def init_from_env(backend: str | None = None) -> torch.device:
 
 def shard_sizes(batch_size: int, n_ranks: int) -> list[int]:
     """Rows of a global batch of ``batch_size`` that each rank takes: as equal as integers allow,
-    the first ``batch_size % n_ranks`` ranks one more. Known on every rank without any
-    communication, so gathering never needs to exchange sizes."""
+    the first ``batch_size % n_ranks`` ranks one more."""
     if n_ranks < 1:
         raise ValueError(f"n_ranks must be >= 1, got {n_ranks}")
     base, extra = divmod(int(batch_size), n_ranks)
     return [base + (r < extra) for r in range(n_ranks)]
 
 
-class ShardedSampler:
-    """This rank's contiguous shard of every batch of ``sampler`` (any sampler called as
-    ``sampler(labels, epoch) -> list of index tensors``; every rank draws the same batches
-    because it runs the same sampler with the same seed)."""
+class ShardedData:
+    """``data`` (a :class:`~latentboost_lab.data.TensorData`) whose training batches are this
+    rank's contiguous shard of the single-process batches.
 
-    def __init__(self, sampler: Callable, rank: int | None = None, world_size: int | None = None):
-        self.sampler = sampler
-        self.world_size = globals()["world_size"]() if world_size is None else int(world_size)
-        self.rank = globals()["rank"]() if rank is None else int(rank)
+    Every rank draws the same global batch (same sampler, seed and epoch), normalised and
+    augmented as in the single-process run (the augmentation's random draws are per global
+    batch, so they match too), and keeps its rows: rank r's rows come r-th, so the shards
+    concatenate to the single-process batch row for row. Every other attribute and split is
+    ``data``'s own (evaluation runs on the whole split on every rank).
+    """
+
+    def __init__(self, data, rank: int | None = None, world_size: int | None = None):
+        self.data = data
+        self.world_size = _world_size() if world_size is None else int(world_size)
+        self.rank = _rank() if rank is None else int(rank)
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank must lie in 0..{self.world_size - 1}, got {self.rank}")
 
-    def __call__(self, labels: torch.Tensor, epoch: int) -> list[torch.Tensor]:
-        shards = []
-        for batch in self.sampler(labels, epoch):
-            sizes = shard_sizes(len(batch), self.world_size)
+    def batches(self, split: str = "train", *args, **kwargs):
+        if split != "train":
+            yield from self.data.batches(split, *args, **kwargs)
+            return
+        for batch in self.data.batches(split, *args, **kwargs):
+            sizes = shard_sizes(len(batch.y), self.world_size)
             if min(sizes) == 0:
                 raise ValueError(
-                    f"a batch of {len(batch)} rows cannot give each of {self.world_size} ranks "
-                    "a row; use a batch size of at least the number of processes"
+                    f"a batch of {len(batch.y)} rows cannot give each of {self.world_size} "
+                    "processes a row; use a batch size of at least the number of processes"
                 )
             start = sum(sizes[: self.rank])
-            shards.append(batch[start : start + sizes[self.rank]])
-        return shards
+            rows = slice(start, start + sizes[self.rank])
+            yield type(batch)(batch.x[rows], batch.y[rows], batch.index[rows])
+
+    def to(self, device):
+        return ShardedData(self.data.to(device), self.rank, self.world_size)
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["data"], name)
+
+
+_SIZE_GROUP = None
+
+
+def exchange_sizes(rows: int) -> list[int]:
+    """Every rank's number of rows, in rank order. Sent over a CPU (gloo) group, so on GPUs it
+    does not wait for the device: the row count is a shape, known on the host."""
+    global _SIZE_GROUP
+    if dist.get_backend() == "gloo":
+        group = None
+    else:
+        if _SIZE_GROUP is None:
+            _SIZE_GROUP = dist.new_group(backend="gloo")
+        group = _SIZE_GROUP
+    counts = [torch.zeros(1, dtype=torch.long) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, torch.tensor([rows], dtype=torch.long), group=group)
+    return [int(c) for c in counts]
 
 
 class _GatherRows(torch.autograd.Function):
@@ -156,21 +192,20 @@ class _GatherRows(torch.autograd.Function):
         return grad[ctx.start : ctx.stop] * ctx.n_ranks, None, None
 
 
-def gather_with_grad(local: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+def gather_with_grad(local: torch.Tensor, sizes: Sequence[int] | None = None) -> torch.Tensor:
     """The global batch: every rank's ``local`` rows concatenated in rank order, differentiable
-    through this rank's rows (the others are constants here). ``batch_size`` is the global batch
-    size (default: this rank's rows times the world size; pass it when the shards are unequal).
-    Outside a process group it returns ``local`` unchanged. Tensors without gradient (labels)
-    are gathered the same way."""
+    through this rank's rows (the others are constants here). ``sizes``: every rank's number of
+    rows (default: exchanged with :func:`exchange_sizes`; pass them to gather several tensors
+    of one batch with one exchange). Outside a process group it returns ``local`` unchanged.
+    Tensors without gradient (labels) are gathered the same way."""
     if not is_distributed():
         return local
-    n = world_size()
-    sizes = shard_sizes(local.shape[0] * n if batch_size is None else batch_size, n)
     me = rank()
-    if sizes[me] != local.shape[0]:
+    sizes = exchange_sizes(local.shape[0]) if sizes is None else list(sizes)
+    if len(sizes) != world_size() or sizes[me] != local.shape[0]:
         raise ValueError(
-            f"this rank holds {local.shape[0]} rows but a global batch of {sum(sizes)} gives it "
-            f"{sizes[me]}; pass the global batch_size"
+            f"sizes must give each of the {world_size()} ranks its number of rows (this rank "
+            f"holds {local.shape[0]}), got {sizes}"
         )
     if not local.requires_grad:
         with torch.no_grad():
@@ -182,11 +217,10 @@ class GlobalBatchLoss(nn.Module):
     """Evaluate ``loss(logits, latent, labels, epoch, **kwargs)`` on the global batch.
 
     Every tensor argument with one row per sample of this rank (the logits, latent, labels,
-    ``sample_ids``, ``cluster_ids``) is gathered with :func:`gather_with_grad`; the wrapped
-    loss then sees exactly the batch the single-process run sees, so its value, its parts and
-    its per-sample losses are those of the single-process run. ``batch_size`` is the global batch
-    size of the step (needed only when the shards are unequal, i.e. the last short batch).
-    Attribute reads that this wrapper does not have (``parts``, ``lam``, ...) go to the wrapped
+    ``sample_ids``, ``cluster_ids``) is gathered with :func:`gather_with_grad` (one exchange of
+    the shard sizes per call); the wrapped loss then sees exactly the batch the single-process
+    run sees, so its value, its parts and its per-sample losses are those of the single-process
+    run. Attribute reads that this wrapper does not have (``parts``, ``lam``, ...) go to the wrapped
     loss; so do ``state_dict`` entries (it is registered as ``self.loss``).
     """
 
@@ -194,15 +228,14 @@ class GlobalBatchLoss(nn.Module):
         super().__init__()
         check_supported(loss)
         self.loss = loss
-        self.batch_size: int | None = None
 
     def forward(self, logits, latent, labels, epoch, **kwargs):
         rows = logits.shape[0]
-        size = self.batch_size
+        sizes = exchange_sizes(rows) if is_distributed() else None
 
         def gathered(x):
             if torch.is_tensor(x) and x.dim() >= 1 and x.shape[0] == rows:
-                return gather_with_grad(x, size)
+                return gather_with_grad(x, sizes)
             return x
 
         kwargs = {k: gathered(v) for k, v in kwargs.items()}

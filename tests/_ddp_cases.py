@@ -4,6 +4,7 @@ the same rows, model and losses on both sides, built from fixed seeds."""
 import torch
 from torch import nn
 
+from latentboost_lab.data import Batch
 from latentboost_lab.losses import CenterLoss, LatentBoostLoss
 from latentboost_lab.training import CrossEntropyLoss
 
@@ -30,6 +31,17 @@ def batch_rows(labels, epoch):
     """The global batches of the training scenario: consecutive blocks of BATCHES rows."""
     stops = torch.tensor(BATCHES).cumsum(0).tolist()
     return [torch.arange(stop - size, stop) for size, stop in zip(BATCHES, stops, strict=True)]
+
+
+class RowsData:
+    """The training scenario's rows as a data object with ``batches`` (what fit reads)."""
+
+    def __init__(self):
+        self.images, self.labels = rows_case(images=True)
+
+    def batches(self, split="train", batch_size=None, **kwargs):
+        for index in batch_rows(self.labels, 0):
+            yield Batch(self.images[index], self.labels[index], index)
 
 
 class TinyModel(nn.Module):

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _ddp_cases import LOSSES, STEPS, batch_rows, make_loss, make_model, rows_case  # noqa: E402
+from _ddp_cases import LOSSES, STEPS, RowsData, make_loss, make_model, rows_case  # noqa: E402
 
 from latentboost_lab import distributed  # noqa: E402
 
@@ -29,7 +29,6 @@ def main(out: Path) -> None:
         mine_logits = logits[start:stop].clone().requires_grad_(True)
         mine_latent = latent[start:stop].clone().requires_grad_(True)
         loss = distributed.GlobalBatchLoss(make_loss(name))
-        loss.batch_size = len(labels)
         value = loss(mine_logits, mine_latent, labels[start:stop], 0)
         value.backward()
         result[name, "rows"] = {
@@ -44,17 +43,15 @@ def main(out: Path) -> None:
         objective = distributed.GlobalBatchLoss(make_loss(name))
         params = list(model.parameters()) + list(objective.parameters())
         optimizer = torch.optim.Adam(params, lr=1e-2)
-        sampler = distributed.ShardedSampler(batch_rows)
-        images, targets = rows_case(images=True)
         values = []
-        for step, index in enumerate(sampler(targets, 0)[:STEPS]):
-            objective.batch_size = len(batch_rows(targets, 0)[step])
-            logits_, latent_ = model(images[index])
-            value = objective(logits_, latent_, targets[index], step)
+        for step, batch in enumerate(distributed.ShardedData(RowsData()).batches("train")):
+            logits_, latent_ = model(batch.x)
+            value = objective(logits_, latent_, batch.y, step)
             optimizer.zero_grad()
             value.backward()
             optimizer.step()
             values.append(value.detach())
+        assert step + 1 == STEPS
         result[name, "train"] = {
             "values": torch.stack(values),
             "params": [p.detach().clone() for p in params],

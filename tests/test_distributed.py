@@ -106,24 +106,30 @@ def test_shard_sizes_cover_the_batch():
         distributed.shard_sizes(8, 0)
 
 
-def test_sharded_sampler_concatenates_to_the_global_batches():
-    labels = torch.arange(51) % 5  # batches of 16, 16, 16 and 3: unequal shards at the end
+def test_sharded_data_concatenates_to_the_global_batches():
+    from latentboost_lab.data import load_dataset
 
-    def sampler(labels, epoch):
-        g = torch.Generator().manual_seed(epoch)
-        return list(torch.randperm(len(labels), generator=g).split(16))
-
-    shards = [
-        distributed.ShardedSampler(sampler, rank=r, world_size=3)(labels, 4) for r in range(3)
-    ]
-    for batch, *pieces in zip(sampler(labels, 4), *shards, strict=True):
-        assert torch.equal(torch.cat(pieces), batch)
+    data = load_dataset("digits", seed=0)
+    # augmented: the augmentation's random draws must be the single-process ones too
+    kwargs = dict(batch_size=16, epoch=3, seed=5, augment=True)
+    shards = [list(distributed.ShardedData(data, rank=r, world_size=3).batches("train", **kwargs))
+              for r in range(3)]  # fmt: skip
+    n_batches = 0
+    for batch, *pieces in zip(data.batches("train", **kwargs), *shards, strict=True):
+        n_batches += 1
+        for field in ("x", "y", "index"):
+            assert torch.equal(
+                torch.cat([getattr(p, field) for p in pieces]), getattr(batch, field)
+            )
+    assert n_batches > 1 and len(data.split("train")[1]) % 16 != 0  # a short last batch too
+    sharded = distributed.ShardedData(data, rank=1, world_size=3)
+    assert sharded.info is data.info and sharded.num_classes == data.num_classes
+    val = [b.y for b in sharded.batches("val", 32, shuffle=False)]
+    assert torch.equal(torch.cat(val), data.split("val")[1])  # evaluation sees whole splits
     with pytest.raises(ValueError, match="rank must lie in 0..2"):
-        distributed.ShardedSampler(sampler, rank=3, world_size=3)
+        distributed.ShardedData(data, rank=3, world_size=3)
     with pytest.raises(ValueError, match="batch size of at least the number of processes"):
-        distributed.ShardedSampler(lambda labels, epoch: [torch.arange(2)], rank=0, world_size=3)(
-            labels, 0
-        )
+        next(distributed.ShardedData(data, rank=0, world_size=3).batches("train", batch_size=2))
 
 
 def test_outside_a_process_group_nothing_changes():
