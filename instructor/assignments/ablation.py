@@ -14,9 +14,9 @@
 #
 # The setting follows `LATENTBOOST_MODE` as in the notebooks: QUICK (the test suite; seconds, no
 # verdict possible), MEDIUM (5,000 Fashion-MNIST images, 5 epochs, 3 seeds: 60 epochs of 4,500
-# images, about 6 minutes of CPU time at the 12 s of CPU per 9,000-image epoch that notebook 01's
-# MEDIUM run took; not measured as a whole), FULL (the whole data set, early stopping, 5 seeds,
-# for a GPU).
+# images, about 7 minutes of CPU time at the 14 s of CPU per 9,000-image epoch (analysis
+# included) of notebook 01's MEDIUM run; not measured as a whole), FULL (the whole data set, early
+# stopping, 5 seeds, for a GPU).
 
 # %%
 import tempfile

@@ -110,8 +110,8 @@ assert abs(float((recall.double() * counts).sum() / counts.sum()) - test_acc) < 
 # Largely yes on Fashion-MNIST: shirt, pullover, coat and T-shirt have the lowest silhouettes and
 # the lowest recalls, because they overlap in the latent space. The match is not exact: the
 # silhouette is about distances to the *nearest other class*, recall about the head's linear
-# boundaries, and a class can be spread out yet linearly separable (a low silhouette with a
-# high recall, e.g. bags). Full credit: the two rankings compared on the student's run, with one
+# boundaries, and a class can be spread out yet linearly separable (a lower silhouette than its
+# recall suggests). Full credit: the two rankings compared on the student's run, with one
 # agreement and one exception explained.
 # ### END SOLUTION
 

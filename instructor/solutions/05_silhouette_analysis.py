@@ -38,10 +38,11 @@ for title, r in results.items():
 # *Which arm gains the most?*
 #
 # ### BEGIN SOLUTION
-# Every arm gains: predicted classes are cut by the model's own boundaries, so the misclassified
-# samples that sat between clusters (negative silhouettes with the true labels) now count for the
-# class they are near. The arm whose latent agrees least with its classifier gains most; for
-# cross-entropy (highest overlap between classes) the gain is usually the largest. Full credit:
+# The arms gain a little or nothing: predicted classes are cut by the model's own boundaries, so
+# misclassified samples that sat between clusters (negative silhouettes with the true labels) now
+# count for the class they are near. The arm whose latent agrees least with its classifier (the
+# most misclassified samples between clusters) gains most; an arm with few errors gains almost
+# nothing (digits, QUICK: Latent Boost 0.585 → 0.585, Magnet 0.525 → 0.536). Full credit:
 # the gains from the student's run and the reason (the prediction agrees with the geometry by
 # construction, which is why the silhouette must use true labels).
 # ### END SOLUTION
