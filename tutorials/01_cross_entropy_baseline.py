@@ -175,9 +175,9 @@ assert 0.0 < silhouette < 0.8, silhouette
 
 # %% [markdown]
 # ## Exercises
-# 1. **More epochs.** Set `epochs` to 10 (FULL-like) and rerun. Does the silhouette grow as fast as
-#    the accuracy? *Hint: compare `silhouette_score` after each of a few runs; accuracy saturates
-#    first.*
+# 1. **More epochs.** Train for twice the configured epochs. Does the silhouette grow as fast as the
+#    accuracy? *Hint: a callback of `fit` can compute `silhouette_score` after every epoch; accuracy
+#    saturates first.*
 # 2. **Width of the latent.** Train `SmallCNN(..., latent_dim=16)`. Is the silhouette higher or lower?
 #    *Hint: distances in high dimensions concentrate; fewer dimensions can look more clustered.*
 # 3. **Which classes overlap?** Use `latentboost_lab.metrics.silhouette_samples` and average it per

@@ -265,8 +265,9 @@ assert again.runs.keys() == results.runs.keys() and time.perf_counter() - before
 
 # %% [markdown]
 # ## Exercises
-# 1. **More seeds.** Re-run section 1 with `seeds=(0, 1, 2, 3, 4)` in the same `OUT`: only the three
-#    new seeds train. Does the verdict on accuracy change? On silhouette?
+# 1. **More seeds.** Re-run section 1 with `seeds=(0, 1, 2, 3, 4)` in the same `OUT`: only the new
+#    seeds train (three after QUICK, two after MEDIUM). Does the verdict on accuracy change? On
+#    silhouette?
 # 2. **Ablations.** Add `ablations=["no_pca", "fixed_weights"]` to `parse_arms`. Which part of Latent
 #    Boost matters for the silhouette at this size? *Hint: compare each ablation with `latentboost`,
 #    not with `ce`: call `summarise(results, reference="latentboost")`.*
