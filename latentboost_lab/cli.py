@@ -7,6 +7,7 @@
     latentboost-lab compare ...          the paper's comparison: arms x seeds, paired tests
     latentboost-lab merge OUT IN ...     the runs of several result folders (shards) into one
     latentboost-lab ood CHECKPOINT ...   out-of-distribution detection of one trained model
+    latentboost-lab site                 the course site (notebooks, guide, results) as HTML
 
 Errors are one line on stderr and a non-zero exit, except a data set that is not found (or
 fails to download): that error lists every place looked at and how to get the data, 10 to 30
@@ -294,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_parser(sub)
     add_merge_parser(sub)
     add_ood_parser(sub)
+    site = sub.add_parser(
+        "site",
+        help="build the course site into build/site/",
+        description="Build the course site (the notebooks with their saved outputs, the course "
+        "guide, the README and the results) with Sphinx into a folder of static HTML "
+        "(latentboost_lab.site). Needs the site extra: pip install -e '.[site]'.",
+    )
+    site.add_argument("--out", default=None, help="output folder (default: build/site)")
     return parser
 
 
@@ -1092,12 +1101,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_site(args) -> int:
+    from .site import build_site
+
+    print(f"built: {build_site(args.out, quiet=False)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         commands = {"demo": cmd_demo, "data": cmd_data, "train": cmd_train}
         commands |= {"compare": cmd_compare, "ood": cmd_ood, "merge": cmd_merge}
+        commands |= {"site": cmd_site}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -192,3 +192,37 @@ def test_read_only_out_folder_is_reported(tmp_path, capsys):
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(ValueError, match="n_train"):
         main(["--debug", "demo", "--n-train", "100000", "--out", str(tmp_path)])
+
+
+def test_site_subcommand_builds_the_site_with_build_site(tmp_path, capsys, monkeypatch):
+    """`latentboost-lab site` is listed by --help and hands --out to site.build_site (the real
+    build is tests/test_site.py's: here build_site is replaced)."""
+    import latentboost_lab.site as site
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "site" in capsys.readouterr().out
+    calls = []
+
+    def fake_build_site(out=None, *, root=None, quiet=True):
+        calls.append((out, quiet))
+        return tmp_path / "index.html"
+
+    monkeypatch.setattr(site, "build_site", fake_build_site)
+    assert main(["site", "--out", str(tmp_path)]) == 0
+    assert calls == [(str(tmp_path), False)]
+    assert f"built: {tmp_path / 'index.html'}" in capsys.readouterr().out
+    assert main(["site"]) == 0 and calls[-1] == (None, False)  # default: build/site
+
+
+def test_site_subcommand_errors_are_one_line(capsys, monkeypatch):
+    import latentboost_lab.site as site
+
+    def failing(out=None, *, root=None, quiet=True):
+        raise ImportError("building the site needs sphinx: pip install -e '.[site]'")
+
+    monkeypatch.setattr(site, "build_site", failing)
+    assert main(["site"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("latentboost-lab site: error: building the site needs sphinx")
+    assert len(err.splitlines()) == 1
