@@ -44,6 +44,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .losses.base import LossResult, Objective, as_objective
+
 __all__ = [
     "GlobalBatchLoss",
     "ShardedData",
@@ -54,6 +56,7 @@ __all__ = [
     "is_distributed",
     "rank",
     "shard_sizes",
+    "sum_over_ranks",
     "world_size",
     "wrap_model",
 ]
@@ -213,24 +216,38 @@ def gather_with_grad(local: torch.Tensor, sizes: Sequence[int] | None = None) ->
     return _GatherRows.apply(local, sizes, me)
 
 
-class GlobalBatchLoss(nn.Module):
-    """Evaluate ``loss(logits, latent, labels, epoch, **kwargs)`` on the global batch.
+class GlobalBatchLoss(Objective):
+    """An objective evaluated on the global batch.
 
-    Every tensor argument with one row per sample of this rank (the logits, latent, labels,
-    ``sample_ids``, ``cluster_ids``) is gathered with :func:`gather_with_grad` (one exchange of
-    the shard sizes per call); the wrapped loss then sees exactly the batch the single-process
-    run sees, so its value, its parts and its per-sample losses are those of the single-process
-    run. Attribute reads that this wrapper does not have (``parts``, ``lam``, ...) go to the wrapped
-    loss; so do ``state_dict`` entries (it is registered as ``self.loss``).
+    Every tensor of the batch (the logits, latent, labels, ``sample_ids``, ``cluster_ids``) is
+    gathered with :func:`gather_with_grad` (one exchange of the shard sizes per call); the wrapped
+    objective then sees exactly the batch the single-process run sees, so its value, its parts
+    and its per-sample losses are those of the single-process run, on every rank. Its
+    capabilities (sample ids, epoch start, prediction) are the wrapped loss's; attribute reads
+    that this wrapper does not have (``lam``, ``margin``, ...) go to the wrapped loss.
     """
 
     def __init__(self, loss: nn.Module):
         super().__init__()
-        check_supported(loss)
+        inner = as_objective(loss)
+        check_supported(inner)
         self.loss = loss
+        self._inner = [inner]  # in a list: the same module may be ``loss`` itself
+        self.needs_sample_ids = inner.needs_sample_ids
+        self.uses_logits = inner.uses_logits
+        self.predicts = inner.predicts
 
-    def forward(self, logits, latent, labels, epoch, **kwargs):
-        rows = logits.shape[0]
+    def on_epoch_start(self, model: nn.Module, data, epoch: int) -> None:
+        self._inner[0].on_epoch_start(model, data, epoch)
+
+    def predict(self, latent: torch.Tensor) -> torch.Tensor | None:
+        return self._inner[0].predict(latent)
+
+    def compute(
+        self, logits, latent, labels, epoch: int = 0, cluster_ids=None, sample_ids=None, *,
+        check_values: bool = True,
+    ) -> LossResult:  # fmt: skip
+        rows = latent.shape[0]
         sizes = exchange_sizes(rows) if is_distributed() else None
 
         def gathered(x):
@@ -238,14 +255,29 @@ class GlobalBatchLoss(nn.Module):
                 return gather_with_grad(x, sizes)
             return x
 
-        kwargs = {k: gathered(v) for k, v in kwargs.items()}
-        return self.loss(gathered(logits), gathered(latent), gathered(labels), epoch, **kwargs)
+        result = self._inner[0].compute(
+            gathered(logits), gathered(latent), gathered(labels), epoch,
+            gathered(cluster_ids), gathered(sample_ids), check_values=check_values,
+        )  # fmt: skip
+        self.parts, self.per_sample = result.parts, result.per_sample
+        return result
 
     def __getattr__(self, name: str):
         try:
             return super().__getattr__(name)
         except AttributeError:
             return getattr(self._modules["loss"], name)
+
+
+def sum_over_ranks(values: Sequence, device: torch.device | str) -> list[float]:
+    """Each entry summed over the ranks (floats or 0-dim tensors; one collective for all of
+    them). ``fit`` calls it once per epoch for the record's sums and counts."""
+    if not is_distributed():
+        return [float(v) for v in values]
+    packed = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device).reshape(())
+                          for v in values])  # fmt: skip
+    dist.all_reduce(packed)
+    return packed.tolist()
 
 
 def check_supported(loss: nn.Module) -> None:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from ._checks import check_choice, check_in_range, check_int
 from .config import DEFAULTS
 from .device import select_device
@@ -118,6 +119,12 @@ def train_epoch(
             sampler.record_losses(batch.index, result.per_sample)
     if guard is not None:
         guard.end_epoch(epoch, n_seen)  # one wait for the device per epoch
+    if distributed.is_distributed():  # the record of the global batches: one collective
+        keys = list(sums)
+        *totals, n_seen, n_correct = distributed.sum_over_ranks(
+            [*sums.values(), n_seen, n_correct], data.device
+        )
+        sums, n_seen = dict(zip(keys, totals, strict=True)), int(n_seen)
     record = {
         "epoch": epoch,
         **{k: float(v) / max(n_seen, 1) for k, v in sums.items()},
@@ -152,6 +159,7 @@ def fit(
     bf16: bool = DEFAULTS.bf16,
     channels_last: bool = DEFAULTS.channels_last,
     compile: bool = DEFAULTS.compile,
+    sync_batchnorm: bool = False,
     eval_test: bool = DEFAULTS.eval_test,
     progress: bool = True,
     callbacks: Sequence[Callable] = (),
@@ -174,6 +182,12 @@ def fit(
         with the same history as an uninterrupted run.
     device: None keeps the data's device; the model moves to it. bf16 (autocast),
         channels_last and compile are the GPU switches.
+    Under ``torchrun`` (a process group initialised, e.g. by
+    :func:`latentboost_lab.distributed.init_from_env`) one run spans the processes: the model in
+    DistributedDataParallel, each process on its shard of every batch, the loss on the gathered
+    global batch, so that the run equals the single-process one (tested on the CPU with 2
+    processes); checkpoints and progress from rank 0. sync_batchnorm: BatchNorm statistics over
+    the global batch (GPUs only; without it a model with BatchNorm normalises per shard).
     callbacks: called as ``callback(history, model)`` after each epoch; returning True stops.
     A KeyboardInterrupt (the notebook's stop button) ends training cleanly: the model keeps
     the last completed epoch's weights and the history so far is returned with
@@ -202,6 +216,18 @@ def fit(
         model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compile else model
     objective = as_objective(loss)
+    train_data = data
+    if distributed.is_distributed():
+        # One run across torchrun's processes (latentboost_lab.distributed): each trains on its
+        # shard of every batch, the loss sees the global batch, rank 0 writes and reports.
+        ddp = distributed.wrap_model(model, data.device, sync_batchnorm=sync_batchnorm)
+        forward = torch.compile(ddp) if compile else ddp
+        objective = distributed.GlobalBatchLoss(loss)
+        train_data = distributed.ShardedData(data)
+    elif sync_batchnorm:
+        raise ValueError(
+            "sync_batchnorm=True needs a process group: start the script with torchrun"
+        )
     if optimizer is None:
         params = list(model.parameters()) + list(loss.parameters())
         optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -227,11 +253,11 @@ def fit(
     guard = NonFiniteGuard(objective, model, optimizer, data.device, loss=loss,
                            skip=skip_nonfinite, autocast=autocast)  # fmt: skip
     last_state = copy.deepcopy(model.state_dict())
-    bars = Progress(progress, start, epochs)
+    bars = Progress(progress and distributed.rank() == 0, start, epochs)
     try:
         for epoch in bars:
             started = time.perf_counter()
-            record = train_epoch(model, objective, optimizer, data, epoch, forward=forward,
+            record = train_epoch(model, objective, optimizer, train_data, epoch, forward=forward,
                                  batch_size=batch_size, sampler=sampler, seed=seed, guard=guard,
                                  autocast=autocast, channels_last=channels_last,
                                  check_first=epoch == start, progress=bars)  # fmt: skip
@@ -245,7 +271,7 @@ def fit(
             history.epochs.append(record)
             stopper.update(record, model, history)
             last_state = copy.deepcopy(model.state_dict())
-            if saver is not None:
+            if saver is not None and distributed.rank() == 0:
                 saver.save(history, stopper)
             bars.epoch_done(record, monitor)
             stop = any([bool(callback(history, model)) for callback in callbacks])

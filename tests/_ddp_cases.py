@@ -76,3 +76,33 @@ def make_loss(name):
     if name == "center":
         return CenterLoss(NUM_CLASSES, LATENT_DIM, lam=0.1, center_lr=None).double()
     raise ValueError(name)
+
+
+class DigitsModel(nn.Module):
+    """A BatchNorm-free (logits, latent) model for the 8 x 8 digits, for ``fit`` under torchrun."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16))
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        latent = self.body(x)
+        return self.head(latent), latent
+
+
+FIT = dict(epochs=2, batch_size=50, seed=0, progress=False, patience=None, lr=3e-3)
+FIT_LOSSES = ("ce", "latentboost")
+
+
+def fit_case(name, checkpoint=None):
+    """``fit`` on the digits with FIT's settings; returns (history, model)."""
+    from latentboost_lab import load_dataset
+    from latentboost_lab.training import fit
+
+    data = load_dataset("digits", seed=0)
+    model = DigitsModel()
+    loss = CrossEntropyLoss() if name == "ce" else LatentBoostLoss(lam=0.75)
+    history = fit(model, data, loss, checkpoint=checkpoint, **FIT)
+    return history, model

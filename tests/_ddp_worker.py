@@ -12,7 +12,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _ddp_cases import LOSSES, STEPS, RowsData, make_loss, make_model, rows_case  # noqa: E402
+from _ddp_cases import (  # noqa: E402
+    FIT_LOSSES,
+    LOSSES,
+    STEPS,
+    RowsData,
+    fit_case,
+    make_loss,
+    make_model,
+    rows_case,
+)
 
 from latentboost_lab import distributed  # noqa: E402
 
@@ -55,6 +64,14 @@ def main(out: Path) -> None:
         result[name, "train"] = {
             "values": torch.stack(values),
             "params": [p.detach().clone() for p in params],
+        }
+    # 3. fit itself under torchrun: sharded batches, global loss, rank 0 checkpoints.
+    for name in FIT_LOSSES:
+        history, model = fit_case(name, checkpoint=out / f"{name}.pt")
+        result[name, "fit"] = {
+            "epochs": history.epochs,
+            "params": [p.detach().clone() for p in model.parameters()],
+            "checkpoint_written": (out / f"{name}.pt").exists(),
         }
     torch.save(result, out / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()

@@ -18,7 +18,16 @@ import torch
 from latentboost_lab import distributed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _ddp_cases import LOSSES, STEPS, batch_rows, make_loss, make_model, rows_case  # noqa: E402
+from _ddp_cases import (  # noqa: E402
+    FIT_LOSSES,
+    LOSSES,
+    STEPS,
+    batch_rows,
+    fit_case,
+    make_loss,
+    make_model,
+    rows_case,
+)
 
 WORKER = Path(__file__).resolve().parent / "_ddp_worker.py"
 N_RANKS = 2
@@ -95,6 +104,27 @@ def test_two_training_steps_equal_single_process(ranks, name):
     assert any(
         (p.detach() - s).abs().max() > 1e-3 for p, s in zip(model.parameters(), start, strict=True)
     )
+
+
+@pytest.mark.parametrize("name", FIT_LOSSES)
+def test_fit_under_torchrun_equals_single_process(ranks, name):
+    """fit with 2 processes: the same epoch records (train loss, its parts, train and validation
+    accuracy) and the same weights as fit in one process; the checkpoint is written once."""
+    history, model = fit_case(name)
+    for result in ranks:
+        got = result[name, "fit"]
+        assert len(got["epochs"]) == len(history.epochs) == 2
+        for mine, want in zip(got["epochs"], history.epochs, strict=True):
+            assert set(mine) == set(want)
+            for key, value in want.items():
+                if key.endswith("seconds"):
+                    continue
+                assert mine[key] == pytest.approx(value, rel=0, abs=1e-6), key
+        for p, q in zip(got["params"], model.parameters(), strict=True):
+            torch.testing.assert_close(p, q.detach(), rtol=0, atol=1e-5)
+    # digits' training split is not a multiple of 50: the last batch is split unequally
+    assert len(__import__("latentboost_lab").load_dataset("digits", seed=0).split("train")[1]) % 50
+    assert ranks[0][name, "fit"]["checkpoint_written"]
 
 
 def test_shard_sizes_cover_the_batch():
