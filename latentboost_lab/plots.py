@@ -17,8 +17,10 @@ import torch
 from matplotlib import colormaps
 from matplotlib.transforms import blended_transform_factory
 
-from ._checks import check_choice, check_int, check_labels, check_latent
+from ._checks import check_choice, check_int, check_latent
+from .losses.pca import principal_basis
 from .metrics import _as_tensor, silhouette_samples
+from .metrics import _latent_and_labels as metrics_latent_and_labels
 
 __all__ = [
     "PCAProjection",
@@ -32,9 +34,7 @@ __all__ = [
 
 
 def _latent_and_labels(latent, labels):
-    latent = check_latent(_as_tensor(latent), name="latent")
-    labels = check_labels(_as_tensor(labels), n=latent.shape[0], name="labels")
-    return latent, labels
+    return metrics_latent_and_labels(latent, labels, name="latent")
 
 
 def _class_colours(num_classes: int):
@@ -112,30 +112,28 @@ class PCAProjection:
 def fit_projection(latent) -> PCAProjection:
     """Fit a 2-D PCA of ``latent (n, width)`` and return it as a reusable callable.
 
-    The principal axes are the top eigenvectors of the float64 covariance (a ``width x width``
-    matrix, cheap for any n). Each axis's sign is fixed so that its largest-magnitude
-    coefficient is positive (scikit-learn's convention), so refitting on the same data always
-    gives the same picture rather than a mirrored one.
+    The principal axes come from the loss's own PCA (:func:`~latentboost_lab.losses.pca.
+    principal_basis`: float64, the scatter or the Gram matrix, whichever is smaller), so a plot
+    and the batch PCA of Latent Boost are one computation. Each axis's sign is fixed so that its
+    largest-magnitude coefficient is positive (scikit-learn's convention), so refitting on the
+    same data always gives the same picture rather than a mirrored one.
     """
     latent = check_latent(_as_tensor(latent), name="latent")
     if latent.shape[0] < 1:
         raise ValueError("latent must hold at least one sample, got 0")
     x = latent.detach().to("cpu", torch.float64)
     mean = x.mean(dim=0)
-    centred = x - mean
-    covariance = centred.T @ centred / max(x.shape[0] - 1, 1)
-    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
-    top = min(2, x.shape[1])
-    components = eigenvectors[:, -top:].flip(1)
-    variances = eigenvalues[-top:].flip(0).clamp(min=0)
+    basis, variances = principal_basis(x - mean)  # largest first
+    top = min(2, basis.shape[1])
+    components = basis[:, :top]
     largest = components.abs().argmax(dim=0)
     signs = torch.sign(components[largest, torch.arange(top)])
     components = components * torch.where(signs == 0, 1.0, signs)
-    total = eigenvalues.clamp(min=0).sum()
-    ratios = (variances / total).tolist() if total > 0 else [0.0] * top
-    if top < 2:  # a 1-D latent: the second axis is constant
-        components = torch.cat([components, torch.zeros(x.shape[1], 1, dtype=x.dtype)], dim=1)
-        ratios = ratios + [0.0]
+    total = variances.sum()
+    ratios = (variances[:top] / total).tolist() if total > 0 else [0.0] * top
+    if top < 2:  # a 1-D latent or a single sample: the second axis is constant
+        components = torch.cat([components, torch.zeros(x.shape[1], 2 - top, dtype=x.dtype)], dim=1)
+        ratios = ratios + [0.0] * (2 - top)
     return PCAProjection(mean, components, ratios)
 
 

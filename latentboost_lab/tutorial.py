@@ -24,7 +24,6 @@ minutes per notebook on a 2-core laptop; the outputs stored in the notebooks com
 from __future__ import annotations
 
 import os
-import platform
 
 import torch
 
@@ -109,17 +108,15 @@ def pick(quick_value, full_value, quick: bool | None = None, *, medium=_UNSET,
 def environment_line(device: torch.device | str | None = None) -> str:
     """One line naming the versions, the device, the CPU threads and the setting
     (QUICK/MEDIUM/FULL)."""
-    from . import __version__
     from .device import select_device
+    from .provenance import provenance
 
     device = select_device(device)
-    name = str(device)
-    if device.type == "cuda":
-        name += f" ({torch.cuda.get_device_name(device)})"
-    setting = mode().upper()
-    return (f"latentboost_lab {__version__} | torch {torch.__version__} | Python "
-            f"{platform.python_version()} | device {name} | {torch.get_num_threads()} CPU threads "
-            f"| setting {setting}")  # fmt: skip
+    record = provenance(device)  # the same record runs.json and the benchmarks keep
+    name = record["device"] + (f" ({record['cuda']})" if device.type == "cuda" else "")
+    return (f"latentboost_lab {record['latentboost_lab']} | torch {record['torch']} | Python "
+            f"{record['python']} | device {name} | {record['torch_threads']} CPU threads "
+            f"| setting {mode().upper()}")  # fmt: skip
 
 
 def tutorial_dataset(name: str = "fashion_mnist", *, quick: bool | None = None,

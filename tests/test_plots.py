@@ -64,6 +64,25 @@ def test_fit_projection_is_pca_with_a_deterministic_sign():
         projection(torch.randn(3, 4))
 
 
+@pytest.mark.parametrize("n, width", [(200, 6), (40, 300)])  # the scatter side and the Gram side
+def test_fit_projection_matches_scikit_learn_and_the_loss_pca(n, width):
+    """The plots' PCA is the loss's (principal_basis): the same axes and explained-variance
+    ratios as scikit-learn's PCA, also when the latent is wider than the batch."""
+    from sklearn.decomposition import PCA
+
+    x = torch.randn(n, width, generator=torch.Generator().manual_seed(2)) * torch.linspace(
+        3, 0.1, width
+    )
+    projection = fit_projection(x)
+    reference = PCA(n_components=2).fit(x.double().numpy())
+    np.testing.assert_allclose(projection.explained_variance_ratio,
+                               reference.explained_variance_ratio_, rtol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(np.abs(projection.components.T.numpy()),
+                               np.abs(reference.components_), atol=1e-9)  # fmt: skip
+    one = fit_projection(x[:1])  # a single sample: every axis constant
+    assert torch.equal(one(x[:1]), torch.zeros(1, 2))
+
+
 def test_plot_latent_2d_one_scatter_per_class_and_fixed_projection():
     x, labels = latents()
     ax = plot_latent_2d(x, labels, class_names=["a", "b", "c"], title="epoch 1")
