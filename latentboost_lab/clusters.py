@@ -3,7 +3,9 @@ neighbourhood sampler and nearest-cluster classifier.
 
 - :class:`ClusterIndex`: K clusters per class by k-means on the latents of the whole training
   split (K = 1 gives the class means), refreshed every R epochs from a fresh pass over the data;
-  assignments and centres refresh together (the paper's "cluster index").
+  assignments and centres refresh together (the paper's "cluster index"). K is one number for
+  every class or one per class (issue 18: classes that are unions of sub-classes), and may be
+  chosen once from the training latents by a rule given as ``select_k``.
 - :class:`NeighbourhoodSampler`: a batch is a seed cluster drawn with probability proportional
   to its recent mean loss (uniform before any loss is known), its M - 1 nearest impostor clusters
   and D samples from each (the paper's neighbourhood sampling).
@@ -20,7 +22,7 @@ cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -79,35 +81,73 @@ def kmeans(
     return centres, assignment
 
 
+def check_num_clusters(num_clusters) -> int | tuple[int, ...]:
+    """``num_clusters`` as an int >= 1 (every class) or a tuple of them (one per class)."""
+    if isinstance(num_clusters, Sequence) and not isinstance(num_clusters, str):
+        ks = tuple(check_int(f"num_clusters[{c}]", k, 1) for c, k in enumerate(num_clusters))
+        if not ks:
+            raise ValueError("num_clusters must give at least one K, got an empty sequence")
+        return ks
+    if isinstance(num_clusters, int) and not isinstance(num_clusters, bool):
+        return check_int("num_clusters", num_clusters, 1)
+    raise TypeError(
+        "num_clusters must be an int >= 1 (K for every class) or a sequence with one K per "
+        f"class, got {num_clusters!r}"
+    )
+
+
 class ClusterIndex:
     """K clusters per class over the whole training split, refreshed every R epochs.
 
     Args:
-        num_clusters: K, clusters per class (K = 1: the class means).
+        num_clusters: K, clusters per class (K = 1: the class means): one int for every class,
+            or a sequence with one K per class (class c gets ``num_clusters[c]``; its length
+            must be the number of classes when the index is fitted).
         refresh_every: R, refresh the index every R epochs (epochs 0, R, 2R, ...).
         kmeans_iters: Lloyd iterations per refresh.
         seed: seed of the k-means++ initialisation (combined with the epoch).
         batch_size: batch size of the embedding pass.
+        select_k: None, or a rule that chooses K per class from the training latents, called
+            as ``select_k(latent, labels, num_classes)`` and returning one K per class (ints,
+            or objects with ``k`` and ``scores``, such as
+            :class:`latentboost_lab.subclasses.KSelection`). It is called once, at the first
+            refresh at or after epoch ``select_k_epoch``, on the latents that refresh embeds;
+            the K's it returns replace ``num_clusters`` from then on. Until then the index
+            clusters with ``num_clusters``.
+        select_k_epoch: when to choose (default 1: after one epoch of training; at epoch 0
+            the latent is the untrained network's).
 
     After :meth:`fit` or :meth:`refresh`: ``centres`` (C, d), ``cluster_class`` (C,),
     ``assignments`` (N_train,) global cluster ids, ``num_classes``, ``variance`` (the shared
-    ``sum ||z - mu_k||^2 / (N - 1)`` over the split) and ``fitted_epoch``.
+    ``sum ||z - mu_k||^2 / (N - 1)`` over the split) and ``fitted_epoch``; after a choice,
+    ``selected_epoch`` and ``selection`` (per class ``{"k", "rule", "scores"}``).
     """
 
     def __init__(
         self,
-        num_clusters: int = 1,
+        num_clusters: int | Sequence[int] = 1,
         refresh_every: int = 1,
         *,
         kmeans_iters: int = 10,
         seed: int = 0,
         batch_size: int = 1024,
+        select_k: Callable | None = None,
+        select_k_epoch: int = 1,
     ):
-        self.num_clusters = check_int("num_clusters", num_clusters, 1)
+        self.num_clusters = check_num_clusters(num_clusters)
         self.refresh_every = check_int("refresh_every", refresh_every, 1)
         self.kmeans_iters = check_int("kmeans_iters", kmeans_iters, 1)
         self.seed = check_int("seed", seed)
         self.batch_size = check_int("batch_size", batch_size, 1)
+        if select_k is not None and not callable(select_k):
+            raise TypeError(
+                "select_k must be None or a function (latent, labels, num_classes) -> one K per "
+                f"class, got {select_k!r}"
+            )
+        self.select_k = select_k
+        self.select_k_epoch = check_int("select_k_epoch", select_k_epoch, 0)
+        self.selected_epoch: int | None = None
+        self.selection: list[dict] | None = None
         self.centres: torch.Tensor | None = None
         self.cluster_class: torch.Tensor | None = None
         self.assignments: torch.Tensor | None = None
@@ -118,6 +158,27 @@ class ClusterIndex:
     @property
     def fitted(self) -> bool:
         return self.centres is not None
+
+    @property
+    def max_k(self) -> int:
+        """The largest K of any class (K > 1: the clusters are not the classes)."""
+        ks = self.num_clusters
+        return max(ks) if isinstance(ks, tuple) else ks
+
+    def k_per_class(self, num_classes: int | None = None) -> list[int]:
+        """The K of every class (``num_classes`` of them; default the fitted index's)."""
+        num_classes = self.num_classes if num_classes is None else num_classes
+        if isinstance(self.num_clusters, tuple):
+            self._check_k_count(num_classes)
+            return list(self.num_clusters)
+        return [self.num_clusters] * num_classes
+
+    def _check_k_count(self, num_classes: int) -> None:
+        if isinstance(self.num_clusters, tuple) and len(self.num_clusters) != num_classes:
+            raise ValueError(
+                f"num_clusters must give one K per class ({num_classes} classes), got "
+                f"{len(self.num_clusters)}: {list(self.num_clusters)}"
+            )
 
     def fit(
         self,
@@ -137,14 +198,14 @@ class ClusterIndex:
         self.num_classes = (
             present if num_classes is None else check_int("num_classes", num_classes, present)
         )
+        self._check_k_count(self.num_classes)
+        ks = self.k_per_class()
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         centres, classes = [], []
         assignments = torch.empty_like(labels)
         for c in torch.unique(labels).tolist():
             members = torch.nonzero(labels == c).flatten()
-            class_centres, local = kmeans(
-                latent[members], self.num_clusters, self.kmeans_iters, generator
-            )
+            class_centres, local = kmeans(latent[members], ks[c], self.kmeans_iters, generator)
             assignments[members] = local + sum(len(cc) for cc in centres)
             centres.append(class_centres)
             classes.append(
@@ -159,16 +220,23 @@ class ClusterIndex:
         return self
 
     _STATE = ("centres", "cluster_class", "assignments", "variance", "num_classes", "fitted_epoch")
+    # Added with per-class K (issue 18): a checkpoint written before has none of them, and its
+    # index had the constructor's K and no choice.
+    _CHOICE = ("num_clusters", "selected_epoch", "selection")
 
     def state(self) -> dict:
         """The fitted index as a plain dict (tensors, ints, None), for checkpoints: a resumed
-        run reuses it until its next refresh, as an uninterrupted run does."""
-        return {key: getattr(self, key) for key in self._STATE}
+        run reuses it (and the K's chosen by ``select_k``) until its next refresh, as an
+        uninterrupted run does."""
+        return {key: getattr(self, key) for key in self._STATE + self._CHOICE}
 
     def load_state(self, state: dict) -> None:
         """Restore what :meth:`state` returned."""
         for key in self._STATE:
             setattr(self, key, state[key])
+        for key in self._CHOICE:
+            if key in state:
+                setattr(self, key, state[key])
 
     def due(self, epoch: int) -> bool:
         """Whether :meth:`refresh` at ``epoch`` recomputes the index."""
@@ -176,15 +244,43 @@ class ClusterIndex:
         return not self.fitted or epoch % self.refresh_every == 0
 
     def refresh(self, model: nn.Module, data, epoch: int) -> bool:
-        """Re-embed the training split and re-cluster it when due; return whether it did.
+        """Re-embed the training split and re-cluster it when due; return whether it did. At
+        the first refresh at or after ``select_k_epoch``, ``select_k`` first chooses K per class
+        on the same latents.
 
         The pass runs in eval mode without gradients (:func:`latentboost_lab.inference.embed`).
         """
         if not self.due(epoch):
             return False
         latent, labels = embed(model, data, "train", batch_size=self.batch_size)
-        self.fit(latent, labels, getattr(data, "num_classes", None), epoch)
+        num_classes = getattr(data, "num_classes", None)
+        if self.select_k is not None and self.selected_epoch is None:
+            if epoch >= self.select_k_epoch:
+                self.choose_k(latent, labels, num_classes, epoch)
+        self.fit(latent, labels, num_classes, epoch)
         return True
+
+    def choose_k(self, latent, labels, num_classes: int | None, epoch: int) -> list[int]:
+        """Call ``select_k`` on these training latents; its K's replace ``num_clusters``."""
+        if self.select_k is None:
+            raise RuntimeError("choose_k needs a select_k rule (ClusterIndex(select_k=...))")
+        num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
+        chosen = list(self.select_k(latent, labels, num_classes))
+        if len(chosen) != num_classes:
+            raise ValueError(
+                f"select_k must return one K per class ({num_classes}), got {len(chosen)}"
+            )
+        self.selection = [
+            {
+                "k": int(getattr(c, "k", c)),
+                "rule": getattr(c, "rule", None),
+                "scores": {int(k): float(v) for k, v in getattr(c, "scores", {}).items()},
+            }
+            for c in chosen
+        ]
+        self.num_clusters = check_num_clusters([entry["k"] for entry in self.selection])
+        self.selected_epoch = epoch
+        return list(self.num_clusters)
 
     def cluster_ids(self, sample_ids: torch.Tensor, *, check: bool = True) -> torch.Tensor:
         """Global cluster ids of training samples given by their indices into the split

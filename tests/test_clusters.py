@@ -214,3 +214,105 @@ def test_objective_refresh_resets_the_running_variance():
     objective.on_epoch_start(model, data, 1)
     assert torch.equal(objective.sigma2, objective.index.variance)
     assert torch.equal(objective.predict(latent).argmax(1), labels)
+
+
+# --- one K per class (issue 18: classes that are unions of sub-classes) ----------------------
+
+
+def test_index_with_one_k_per_class_finds_each_class_blobs():
+    """Class c gets num_clusters[c] clusters; with K matching the blobs each cluster is a blob."""
+    latent, labels, blob = blobs(blobs_per_class=3, n_classes=2)
+    # class 1's three blobs as two sub-groups only: class 0 keeps 3 clusters, class 1 gets 1
+    index = ClusterIndex(num_clusters=[3, 1]).fit(latent, labels)
+    assert index.cluster_class.tolist() == [0, 0, 0, 1]
+    assert index.k_per_class() == [3, 1] and index.max_k == 3
+    in_class_0 = labels == 0
+    assert same_partition(index.assignments[in_class_0], blob[in_class_0])
+    assert torch.allclose(index.centres[3], latent[labels == 1].mean(0), atol=1e-5)
+    # every cluster holds one class only
+    assert torch.equal(index.cluster_class[index.assignments], labels)
+
+
+def test_per_class_k_is_checked():
+    latent, labels, _ = blobs()
+    with pytest.raises(ValueError, match=r"one K per class \(3 classes\), got 2"):
+        ClusterIndex(num_clusters=[2, 2]).fit(latent, labels)
+    with pytest.raises(ValueError, match=r"num_clusters\[1\]"):
+        ClusterIndex(num_clusters=[2, 0, 1])
+    with pytest.raises(TypeError, match="num_clusters must be an int"):
+        ClusterIndex(num_clusters="sub")
+    with pytest.raises(ValueError, match="at least one K"):
+        ClusterIndex(num_clusters=[])
+    with pytest.raises(TypeError, match="select_k must be None or a function"):
+        ClusterIndex(select_k=3)
+
+
+def test_select_k_chooses_once_at_its_epoch_and_survives_a_checkpoint():
+    """The rule is called once, at the first refresh at or after select_k_epoch, on the latents
+    that refresh embeds; its K's (and scores) replace num_clusters from then on."""
+    latent, labels, blob = blobs(blobs_per_class=2, n_classes=3)
+    calls = []
+
+    def rule(z, y, num_classes):
+        calls.append((z.shape[0], num_classes))
+        return [2, 1, 2]
+
+    index = ClusterIndex(1, select_k=rule, select_k_epoch=1)
+    data, model = Data(latent, labels), Identity()
+    index.refresh(model, data, 0)
+    assert calls == [] and index.centres.shape[0] == 3 and index.selected_epoch is None
+    index.refresh(model, data, 1)
+    assert calls == [(latent.shape[0], 3)] and index.k_per_class() == [2, 1, 2]
+    assert index.centres.shape[0] == 5 and index.selected_epoch == 1
+    assert [c["k"] for c in index.selection] == [2, 1, 2]
+    index.refresh(model, data, 2)
+    assert len(calls) == 1  # chosen once
+    restored = ClusterIndex(1, select_k=rule)
+    restored.load_state(index.state())
+    assert restored.k_per_class() == [2, 1, 2] and restored.selected_epoch == 1
+    restored.refresh(model, data, 3)
+    assert len(calls) == 1 and restored.centres.shape[0] == 5
+    # an index saved before per-class K existed (no such keys) keeps its constructor's K
+    old = {k: v for k, v in index.state().items() if k not in ClusterIndex._CHOICE}
+    legacy = ClusterIndex(2)
+    legacy.load_state(old)
+    assert legacy.num_clusters == 2 and legacy.selected_epoch is None
+
+
+def test_select_k_must_give_one_k_per_class():
+    latent, labels, _ = blobs()
+    index = ClusterIndex(1, select_k=lambda z, y, n: [2], select_k_epoch=0)
+    with pytest.raises(ValueError, match=r"select_k must return one K per class \(3\), got 1"):
+        index.refresh(Identity(), Data(latent, labels), 0)
+
+
+@pytest.mark.parametrize("loss_name", ["latentboost", "magnet"])
+def test_losses_train_with_one_k_per_class(loss_name):
+    """Latent Boost and Magnet take one K per class: the batch's clusters are the index's."""
+    from latentboost_lab.losses import LatentBoostLoss
+
+    latent, labels, _ = blobs(blobs_per_class=2, n_classes=3)
+    data, model = Data(latent, labels), Identity()
+    loss = (
+        LatentBoostLoss(num_clusters=[2, 1, 3])
+        if loss_name == "latentboost"
+        else MagnetObjective(num_clusters=[2, 1, 3], neighbourhood_sampling=False)
+    )
+    assert loss.needs_sample_ids
+    loss.on_epoch_start(model, data, 0)
+    assert loss.index.centres.shape[0] == 6
+    logits, z = model(latent)
+    ids = torch.arange(latent.shape[0])
+    value = loss(logits, z.requires_grad_(), labels, 0, sample_ids=ids)
+    assert torch.isfinite(value)
+    # the same value as with the index's cluster ids given explicitly
+    explicit = loss(logits, z, labels, 0, cluster_ids=loss.index.assignments)
+    assert torch.allclose(value, explicit)
+
+
+def test_latent_boost_with_k_one_everywhere_needs_no_index():
+    from latentboost_lab.losses import LatentBoostLoss
+
+    assert LatentBoostLoss(num_clusters=[1, 1, 1]).index is None
+    assert LatentBoostLoss(num_clusters=1).index is None
+    assert LatentBoostLoss(select_k=lambda z, y, n: [1, 1]).index is not None

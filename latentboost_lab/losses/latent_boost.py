@@ -35,7 +35,7 @@ does not say which it uses (issue 13; ``tests/test_readings.py`` proves both cla
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
@@ -87,10 +87,13 @@ class LatentBoostLoss(Objective):
             :func:`~latentboost_lab.schedules.beta_schedule` with their defaults.
         pca_variance: share of variance kept by the batch PCA, in (0, 1]; None turns PCA off.
         variance: ``"per_cluster"`` (default) or ``"shared"``.
-        num_clusters: K clusters per class. With K > 1 the loss owns a
-            :class:`~latentboost_lab.clusters.ClusterIndex` refreshed every ``refresh_every``
-            epochs by ``fit`` and looks cluster ids up from ``sample_ids``; explicit
-            ``cluster_ids`` always take precedence.
+        num_clusters: K clusters per class: one int, or one K per class (issue 18: a class
+            that is a union of sub-classes). With K > 1 for some class, or a ``select_k``
+            rule, the loss owns a :class:`~latentboost_lab.clusters.ClusterIndex` refreshed
+            every ``refresh_every`` epochs by ``fit`` and looks cluster ids up from
+            ``sample_ids``; explicit ``cluster_ids`` always take precedence.
+        select_k, select_k_epoch: K per class chosen once from the training latents (see
+            :class:`~latentboost_lab.clusters.ClusterIndex`); ``num_clusters`` until then.
         eps: floor of the shared variance relative to the batch's mean squared norm (numerical).
         variance_floor: floor of each per-cluster variance relative to the batch's mean squared
             norm (ours).
@@ -116,12 +119,14 @@ class LatentBoostLoss(Objective):
         beta: float | Schedule | None = None,
         pca_variance: float | None = 0.95,
         variance: str = "per_cluster",
-        num_clusters: int = 1,
+        num_clusters: int | Sequence[int] = 1,
         refresh_every: int = 1,
         eps: float = 1e-6,
         variance_floor: float = 1e-3,
         seed: int = 0,
         variance_gradient: bool = True,
+        select_k: Callable | None = None,
+        select_k_epoch: int = 1,
     ):
         super().__init__()
         if not callable(lam):
@@ -141,10 +146,11 @@ class LatentBoostLoss(Objective):
         if not isinstance(variance_gradient, bool):
             raise TypeError(f"variance_gradient must be True or False, got {variance_gradient!r}")
         self.variance_gradient = variance_gradient
-        num_clusters = check_int("num_clusters", num_clusters, 1)
-        self.index = (
-            ClusterIndex(num_clusters, refresh_every, seed=seed) if num_clusters > 1 else None
+        index = ClusterIndex(
+            num_clusters, refresh_every, seed=seed, select_k=select_k, select_k_epoch=select_k_epoch
         )
+        # K = 1 everywhere: the clusters are the classes, and no index is needed.
+        self.index = index if index.max_k > 1 or select_k is not None else None
         self.needs_sample_ids = self.index is not None
 
     @classmethod

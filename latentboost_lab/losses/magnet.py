@@ -28,6 +28,7 @@ translation invariant) but keeps float32 accurate far from the origin.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -113,7 +114,7 @@ def cluster_layout(
     """
     if cluster_ids is not None:
         return check_cluster_ids(labels, cluster_ids)
-    if index is not None and index.num_clusters > 1:
+    if index is not None and index.max_k > 1:
         if sample_ids is None:
             raise ValueError("sample_ids (or cluster_ids) are required when num_clusters > 1")
         return index.cluster_ids(sample_ids, check=check_values), index.cluster_class
@@ -234,7 +235,8 @@ class MagnetObjective(Objective):
     Trains the latent with :class:`MagnetLoss` only (the softmax head is ignored; classify with
     :meth:`predict`). It owns a :class:`~latentboost_lab.clusters.ClusterIndex` (K clusters per
     class by k-means over the whole training split, refreshed every ``refresh_every`` epochs in
-    :meth:`on_epoch_start`) and, unless ``neighbourhood_sampling=False``, a
+    :meth:`on_epoch_start`; K one int, one K per class, or chosen once by ``select_k``: see
+    the index) and, unless ``neighbourhood_sampling=False``, a
     :class:`~latentboost_lab.clusters.NeighbourhoodSampler` exposed as ``.sampler`` that ``fit``
     uses to draw batches (``clusters_per_batch`` M clusters of ``samples_per_cluster`` D samples;
     our defaults M = 8, D = 32 give batches of 256 like the other arms).
@@ -257,7 +259,7 @@ class MagnetObjective(Objective):
     def __init__(
         self,
         margin: float = 1.0,
-        num_clusters: int = 1,
+        num_clusters: int | Sequence[int] = 1,
         refresh_every: int = 1,
         clusters_per_batch: int = 8,
         samples_per_cluster: int = 32,
@@ -266,10 +268,19 @@ class MagnetObjective(Objective):
         kmeans_iters: int = 10,
         eps: float = 1e-6,
         seed: int = 0,
+        select_k: Callable | None = None,
+        select_k_epoch: int = 1,
     ):
         super().__init__()
         self.magnet = MagnetLoss(margin, eps)
-        self.index = ClusterIndex(num_clusters, refresh_every, kmeans_iters=kmeans_iters, seed=seed)
+        self.index = ClusterIndex(
+            num_clusters,
+            refresh_every,
+            kmeans_iters=kmeans_iters,
+            seed=seed,
+            select_k=select_k,
+            select_k_epoch=select_k_epoch,
+        )
         self.num_neighbours = (
             None if num_neighbours is None else check_int("num_neighbours", num_neighbours, 1)
         )
