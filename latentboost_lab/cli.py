@@ -61,6 +61,23 @@ def _dataset_arg(text: str) -> str:
     return text
 
 
+def _group_arg(text: str) -> str:
+    """``type=`` of --group: a named super-class grouping (latentboost_lab.data.groups); that it
+    groups --dataset's classes is checked when the data loads (one line, exit status 1)."""
+    from .data import GROUPINGS
+
+    if text not in GROUPINGS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(GROUPINGS)}, got {text!r}")
+    return text
+
+
+_GROUP_HELP = (
+    "a super-class task (issue 18): train on super-classes, the data set's own classes kept as "
+    "hidden sub-classes for evaluation: fmnist_super (with fashion_mnist), "
+    "cifar10_vehicles_animals (cifar10), digits_parity (digits)"
+)
+
+
 def _npz_out_arg(text: str) -> str:
     """``type=`` of data --npz: a path ending in .npz (what --dataset reads back)."""
     if not text.endswith(".npz"):
@@ -109,6 +126,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="digits (embedded, default), fashion_mnist, cifar10, cifar100, or your own data: "
         "the path of an .npz file or of an image folder (see `latentboost-lab data PATH`)",
     )
+    p.add_argument("--group", type=_group_arg, default=None, help=_GROUP_HELP)
     p.add_argument(
         "--root",
         type=_folder_arg,
@@ -220,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--root", type=_folder_arg, default=None, help="an extra folder to search first"
+    )
+    data.add_argument(
+        "--group",
+        type=_group_arg,
+        default=None,
+        help="show a super-class task: its super-classes, their sub-classes and, when its data "
+        "set is present, the images of each in the training and test splits",
     )
     data.add_argument(
         "--download",
@@ -362,6 +387,15 @@ def add_compare_parser(sub) -> None:
         "features+detached_variance",
     )
     compare.add_argument(
+        "--clusters",
+        type=comma_list(str, "cluster arm names"),
+        default=[],
+        help="Latent Boost or Magnet with K > 1 clusters per class, one arm each (issue 18): "
+        "latentboost-k_sub, magnet-k_sub (K = the sub-classes of each super-class; needs "
+        "--group), latentboost-k_auto, magnet-k_auto (K chosen by the silhouette rule on the "
+        "training latents after epoch 1)",
+    )
+    compare.add_argument(
         "--val-size",
         type=_val_share,
         default=0.1,
@@ -374,7 +408,9 @@ def add_compare_parser(sub) -> None:
         help="torch CPU threads (default: torch's; 1 is fastest on a busy 2-core machine)",
     )
     compare.add_argument(
-        "--out", default=None, help="output folder (default results/DATASET_MODEL)"
+        "--out",
+        default=None,
+        help="output folder (default results/DATASET_MODEL, results/GROUP_MODEL with --group)",
     )
     compare.add_argument(
         "--report-only",
@@ -533,7 +569,8 @@ def cmd_compare(args) -> int:
         run_experiment,
     )
 
-    out = Path(args.out or f"results/{Path(str(args.dataset)).stem}_{args.model}")
+    task = args.group or Path(str(args.dataset)).stem  # a super-class task has its own folder
+    out = Path(args.out or f"results/{task}_{args.model}")
     if args.report_only and args.estimate:
         raise ValueError("--report-only and --estimate exclude each other: choose one")
     _check_launch_options(args)
@@ -544,9 +581,10 @@ def cmd_compare(args) -> int:
         return 0
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    arms = parse_arms(args.arms, args.lam, args.ablations, args.readings)
+    arms = parse_arms(args.arms, args.lam, args.ablations, args.readings, args.clusters)
     config = ExperimentConfig(
         dataset=str(args.dataset),
+        group=args.group,
         arms=arms,
         seeds=list(range(args.seed, args.seed + args.seeds)),
         model=args.model,
@@ -706,6 +744,14 @@ def add_ood_parser(sub) -> None:
         "checkpoint names, when it is a built-in data set)",
     )
     ood.add_argument(
+        "--group",
+        type=_group_arg,
+        default=None,
+        help="the super-class task the checkpoint was trained on (default: the one the "
+        "checkpoint names; none for a checkpoint of the data set's own classes): "
+        "fmnist_super, cifar10_vehicles_animals or digits_parity",
+    )
+    ood.add_argument(
         "--sets",
         type=_ood_sets_arg,
         default=["gaussian", "uniform", "shuffled"],
@@ -818,6 +864,13 @@ def cmd_ood(args) -> int:
                 f"--dataset: the checkpoint names the data set {dataset!r}; give --dataset "
                 "(the .npz file or folder it was trained on)"
             )
+    saved = state.get("config") or {}
+    group = args.group or saved.get("group") or None  # "": the data set's own classes
+    if args.group and saved.get("group") and args.group != saved["group"]:
+        raise ValueError(
+            f"--group: the checkpoint was trained on the super-class task {saved['group']!r}, "
+            f"not {args.group!r}"
+        )
     data = load_dataset(
         dataset,
         root=args.root,
@@ -826,17 +879,26 @@ def cmd_ood(args) -> int:
         seed=args.seed,
         device=args.device,
         download=args.download,
+        group=group,
     )
-    trained_on = (state.get("config") or {}).get("dataset")
+    trained_on = saved.get("dataset")
     if trained_on and trained_on != data.info.name:
         raise ValueError(
             f"--dataset: the checkpoint was trained on {trained_on!r}, not {data.info.name!r}"
+        )
+    classes = saved.get("num_classes")
+    if isinstance(classes, int) and classes > 0 and classes != data.num_classes:
+        task = f"the super-class task {group!r}" if group else "its own classes"
+        raise ValueError(
+            f"--group: the checkpoint's model has {classes} classes; {data.info.name} with "
+            f"{task} has {data.num_classes}: give the super-class task it was trained on "
+            "(--group NAME), or none for the data set's own classes"
         )
     model, name, best = _model_from_checkpoint(state, path, data, args.model)
     model.to(data.device)
     print(
         f"{path}: {name} ({'best epoch' if best else 'last epoch'}'s weights), trained on "
-        f"{data.info.name}; fitted on {len(data.y_train)} training images, "
+        f"{data.info.name}{f' (super-classes {group})' if group else ''}; fitted on {len(data.y_train)} training images, "
         f"{len(data.y_test)} test images in distribution"
     )
     sets = {
@@ -877,6 +939,7 @@ def _load(args):
         seed=args.seed,
         device=args.device,
         download=args.download,
+        group=args.group,
     )
 
 
@@ -998,6 +1061,10 @@ def cmd_data(args) -> int:
     if args.path is None and any(v is not None for v in own.values()):
         given = [k for k, v in own.items() if v is not None]
         raise ValueError(f"{', '.join(given)}: only with PATH (your own data)")
+    if args.group is not None:
+        if args.path is not None or args.download:
+            raise ValueError("--group excludes PATH and --download: show one thing at a time")
+        return _show_group(args)
     if args.path is not None:
         if args.download or args.root:
             raise ValueError("PATH excludes --download and --root: check one thing at a time")
@@ -1017,6 +1084,48 @@ def cmd_data(args) -> int:
         "folder holding it"
     )
     print("your own data: `latentboost-lab data PATH` checks an .npz file or an image folder")
+    return 0
+
+
+def _show_group(args) -> int:
+    """``data --group NAME``: the super-classes and their sub-classes; with the data set
+    present (nothing is downloaded), how many images each has in the training and test
+    splits."""
+    import torch
+
+    from .data import GROUPINGS, available_datasets, load_dataset
+
+    grouping = GROUPINGS[args.group]
+    print(
+        f"{grouping.name}: the classes of {grouping.dataset} in {len(grouping.groups)} "
+        "super-classes (a model trains on these; the classes are its hidden sub-classes)"
+    )
+    if not available_datasets(args.root).get(grouping.dataset):
+        for label, (name, members) in enumerate(grouping.groups):
+            print(f"  {label} {name} = {', '.join(members)}")
+        print(
+            f"{grouping.dataset} not found here: `latentboost-lab data --download "
+            f"{grouping.dataset}` fetches it (or train and compare download it on first use)"
+        )
+        return 0
+    data = load_dataset(
+        grouping.dataset, root=args.root, val_size=0, device="cpu", download=False,
+        group=grouping.name,
+    )  # fmt: skip
+    counts = {
+        split: torch.bincount(data.split(split)[1], minlength=data.num_classes).tolist()
+        for split in ("train", "test")
+    }
+    for label, (name, members) in enumerate(grouping.groups):
+        print(
+            f"  {label} {name} = {', '.join(members)}: {counts['train'][label]} training, "
+            f"{counts['test'][label]} test images"
+        )
+    print(
+        f"compare on it: latentboost-lab compare --dataset {grouping.dataset} --group "
+        f"{grouping.name} --arms ce,latentboost --clusters latentboost-k_sub,"
+        "latentboost-k_auto,magnet-k_sub"
+    )
     return 0
 
 
@@ -1092,6 +1201,8 @@ def cmd_train(args) -> int:
         args.fit_extra = {"checkpoint": prefix.with_suffix(".pt"), "resume": args.resume}
     data = _load(args)
     model, loss, history = _train_arm(args, data, args.loss, args.lam)
+    if data.info.group:  # a super-class task: the history says which
+        history.config["group"] = data.info.group
     history.to_json(prefix.with_suffix(".json"))
     last = history.last
     print(

@@ -20,6 +20,13 @@ out like the paper's, with the paper's deltas beside ours), and figures (see
 :mod:`latentboost_lab.report`). Runs already in ``runs.json`` are not redone; a run cut short
 (KeyboardInterrupt, a crash) continues from its last epoch's checkpoint with the same history as
 an uninterrupted run.
+
+Super-class tasks (issue 18): ``ExperimentConfig(group="fmnist_super", ...)`` trains every arm on
+the super-classes (:mod:`latentboost_lab.data.groups`); the arms of :data:`CLUSTER_ARMS` give
+Latent Boost or Magnet one cluster per sub-class (``latentboost-k_sub``) or K chosen by the
+silhouette rule (``latentboost-k_auto``). Each run then also records ``k_per_class`` and how
+much of the hidden sub-classes its latent keeps (``subclass``: :func:`subclass_metrics`), and
+the report tables them against the reference arm.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from .results import Results as RunRecords
 
 __all__ = [
     "ABLATIONS",
+    "CLUSTER_ARMS",
     "READINGS",
     "Arm",
     "ExperimentConfig",
@@ -54,6 +62,7 @@ __all__ = [
     "parse_shard",
     "planned_runs",
     "run_experiment",
+    "subclass_metrics",
     "test_metrics",
 ]
 
@@ -62,6 +71,18 @@ ABLATIONS = {
     "no_pca": {"pca_variance": None},
     "shared_variance": {"variance": "shared"},
     "fixed_weights": {"alpha": 1.0, "beta": 1.0},
+}
+
+
+#: Latent Boost and Magnet with more than one cluster per class (issue 18), one arm each: the
+#: loss and its ``num_clusters`` option (``"sub"``: one cluster per sub-class of a super-class
+#: task; ``"auto"``: K chosen without sub-class labels; see :data:`latentboost_lab.recipes.
+#: NUM_CLUSTERS_RULES`).
+CLUSTER_ARMS = {
+    "latentboost-k_sub": ("latentboost", {"num_clusters": "sub"}),
+    "latentboost-k_auto": ("latentboost", {"num_clusters": "auto"}),
+    "magnet-k_sub": ("magnet", {"num_clusters": "sub"}),
+    "magnet-k_auto": ("magnet", {"num_clusters": "auto"}),
 }
 
 
@@ -77,6 +98,7 @@ def parse_arms(
     lams: Sequence[float] | None = None,
     ablations: Sequence[str] = (),
     readings: Sequence[str] = (),
+    clusters: Sequence[str] = (),
 ) -> list[Arm]:
     """The arms named in ``arms`` (``"ce,magnet,center,latentboost"`` or a list).
 
@@ -88,6 +110,11 @@ def parse_arms(
     readings: Latent Boost read another way (:data:`READINGS`), one arm each, e.g.
         ``features`` or ``features+detached_variance``, named ``latentboost-features`` etc.;
         with ``lams`` given they use its first value.
+    clusters: Latent Boost or Magnet with K > 1 clusters per class, one arm each, by the names
+        of :data:`CLUSTER_ARMS`: ``latentboost-k_sub``, ``magnet-k_sub`` (K = the number of
+        sub-classes of each super-class: a super-class task only), ``latentboost-k_auto``,
+        ``magnet-k_auto`` (K chosen by the silhouette rule on the training latents); Latent
+        Boost's use the first value of ``lams`` when given.
     """
     names = [a.strip() for a in arms.split(",")] if isinstance(arms, str) else list(arms)
     names = [n for n in names if n]
@@ -114,6 +141,13 @@ def parse_arms(
     result += [_reading_arm(r, lam) for r in readings]
     if len({a.name for a in result}) != len(result):
         raise ValueError(f"readings must not repeat an arm, got {list(readings)}")
+    for c in clusters:
+        check_choice("clusters", c, CLUSTER_ARMS)
+    if len(set(clusters)) != len(clusters):
+        raise ValueError(f"clusters must not repeat an arm, got {list(clusters)}")
+    for c in clusters:
+        loss, options = CLUSTER_ARMS[c]
+        result.append(Arm(c, loss, lam if loss == "latentboost" else None, tuple(options.items())))
     return result
 
 
@@ -122,6 +156,12 @@ class ExperimentConfig:
     """Everything that is the same for every run of a comparison (see the module docstring)."""
 
     dataset: str = "digits"
+    # A super-class task (issue 18; latentboost_lab.data.groups): a grouping's name
+    # ("fmnist_super", "cifar10_vehicles_animals", "digits_parity") or a dict {super-class:
+    # [class names]}. The runs train on the super-classes; the data set's own labels are the
+    # hidden sub-classes, measured after each run (latentboost_lab.subclasses). None: the
+    # data set's own classes (and runs.json written before the option existed stay equal).
+    group: str | dict | None = None
     arms: Sequence[Arm] = field(default_factory=lambda: parse_arms("ce,latentboost"))
     seeds: Sequence[int] = (0, 1, 2)
     model: str = "small_cnn"
@@ -173,18 +213,47 @@ class ExperimentConfig:
             self.ood = []
         if self.n_ood is not None:
             check_int("n_ood", self.n_ood, 1)
+        self.group = _checked_group(self.group, self.dataset)
+        needs_group = [a.name for a in self.arms if dict(a.options).get("num_clusters") == "sub"]
+        if needs_group and self.group is None:
+            raise ValueError(
+                f"arms {needs_group} take one cluster per sub-class (num_clusters='sub'), so they "
+                "need a super-class task: give group= (e.g. group='fmnist_super'; --group on "
+                "the command line)"
+            )
 
     def fixed(self) -> dict:
         """The settings every run shares: a resumed experiment must have the same."""
         skip = {"arms", "seeds", "root", "download", "device"}
         if not self.ood:  # runs.json written before the OOD options existed stay equal
             skip |= {"ood", "n_ood"}
+        if self.group is None:  # and those written before the super-class tasks
+            skip.add("group")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["arms"] = [a.to_dict() for a in self.arms]
         return d
+
+
+def _checked_group(group, dataset: str) -> str | dict | None:
+    """``group`` checked against ``dataset`` (a grouping made for another data set is refused,
+    naming both), as JSON keeps it: a grouping's name, or ``{super-class: [class names]}``."""
+    from .data import DATASETS, Grouping, resolve_grouping
+
+    if group is None:
+        return None
+    if isinstance(group, Grouping):
+        raise TypeError(
+            "group: give the grouping's name or a dict {super-class: [class names]} (runs.json "
+            f"records it), not a Grouping object; got {group.name!r}"
+        )
+    builtin = dataset if isinstance(dataset, str) and dataset in DATASETS else None
+    grouping = resolve_grouping(group, builtin)
+    if isinstance(group, str):
+        return group
+    return {name: list(members) for name, members in grouping.groups}
 
 
 class Results(RunRecords):
@@ -301,6 +370,62 @@ def test_metrics(model, data, loss, pca_variance: float = 0.95, classifier: str 
     return {k: float(v) for k, v in metrics.items()}
 
 
+def _clusters_used(loss, num_classes: int) -> dict:
+    """The clusters per class a trained loss ended with: ``k_per_class`` (1 for every class
+    where the loss has no cluster index: cross-entropy, Center, Latent Boost with K = 1) and,
+    where the index chose them during training (``num_clusters="auto"``), ``k_selection``:
+    the epoch, and per class the K, the rule and its score of every K tried."""
+    index = getattr(loss, "index", None)
+    if index is None:
+        return {"k_per_class": [1] * num_classes}
+    record = {"k_per_class": index.k_per_class(num_classes)}
+    if index.selection is not None:
+        record["k_selection"] = {
+            "epoch": index.selected_epoch,
+            "classes": [
+                {**c, "scores": {str(k): v for k, v in c["scores"].items()}}
+                for c in index.selection
+            ],
+        }
+    return record
+
+
+def subclass_metrics(model, data, k_per_class, seed: int = 0) -> dict:
+    """:func:`latentboost_lab.subclasses.subclass_measures` of a trained model on a super-class
+    task: the training and test latents at the classifier's input (the embedding, where
+    :func:`test_metrics` measures every arm), ``k_per_class`` clusters per super-class (the
+    arm's own: 1 for cross-entropy and Latent Boost with K = 1), k-means seeded with ``seed``;
+    and ``subclass_nmi_k_sub``, ``subclass_ari_k_sub``: the within-super-class NMI and ARI of
+    k-means with as many clusters as sub-classes, the same K for every arm."""
+    from .inference import embed
+    from .recipes import sub_classes_per_class
+    from .subclasses import subclass_measures
+
+    shaped = model.latent
+    model.latent = "embedding"
+    try:
+        train_latent, train_labels = embed(model, data, "train")
+        test_latent, test_labels = embed(model, data, "test")
+    finally:
+        model.latent = shaped
+
+    def measures(ks):
+        return subclass_measures(
+            train_latent, train_labels, data.sub_labels("train"),
+            test_latent, test_labels, data.sub_labels("test"),
+            list(ks), num_classes=data.num_classes, seed=seed,
+        )  # fmt: skip
+
+    result = measures(k_per_class)
+    # The same clustering for every arm, K = the number of sub-classes of each super-class:
+    # the arm's own K = 1 scores 0 inside the super-classes by construction, this does not.
+    k_sub = sub_classes_per_class(data)
+    at_sub = result if list(k_per_class) == k_sub else measures(k_sub)
+    result["subclass_nmi_k_sub"] = at_sub["subclass_nmi"]
+    result["subclass_ari_k_sub"] = at_sub["subclass_ari"]
+    return {k: float(v) for k, v in result.items()}
+
+
 def _load_data(config: ExperimentConfig, seed: int):
     """One seed's data: the subsets and the validation split are drawn with that seed."""
     from .data import load_dataset
@@ -314,6 +439,7 @@ def _load_data(config: ExperimentConfig, seed: int):
         seed=seed,
         device=config.device,
         download=config.download,
+        group=config.group,
     )
 
 
@@ -425,6 +551,12 @@ def _train_one(
     )
     if history.interrupted:
         return None
+    grouped = data.has_sub_labels
+    clusters = _clusters_used(loss, data.num_classes)
+    if grouped:  # a super-class task: the history says which
+        history.config["group"] = data.info.group
+    if "k_selection" in clusters:  # the K's chosen during training, and when
+        history.config["k_selection"] = clusters["k_selection"]
     entry = {
         "arm": arm.name,
         "seed": seed,
@@ -434,6 +566,10 @@ def _train_one(
         "test": test_metrics(model, data, loss, config.pca_variance, arm.classifier),
         "seconds": time.perf_counter() - started,  # this session's share when resumed
     }
+    if grouped or "num_clusters" in dict(arm.options):
+        entry["k_per_class"] = clusters["k_per_class"]
+    if grouped:  # how much of the hidden sub-classes the latent keeps (issue 18)
+        entry["subclass"] = subclass_metrics(model, data, clusters["k_per_class"], seed)
     if ood_sets:  # out-of-distribution detection (issue 16): after the test metrics
         entry["ood"] = _ood_metrics(model, data, ood_sets)
     return entry

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 
 from ._checks import check_choice
@@ -36,6 +38,69 @@ READINGS = {
 #: was 0.7 above.
 PRESETS = {"paper": {"latent": "features"}}
 READINGS["paper"] = PRESETS["paper"]
+
+
+#: Clusters per class other than one (issue 18; the paper's open question 3: classes that are
+#: unions of sub-classes), as the ``num_clusters`` option of Latent Boost and Magnet:
+#: - ``"sub"``: K of a super-class = its number of sub-classes (a super-class task only,
+#:   ``load_dataset(..., group=...)``: the grouping is known, the sub-class labels are not read);
+#: - ``"auto"``: K per class chosen without any sub-class label, by the silhouette rule of
+#:   :func:`latentboost_lab.subclasses.select_k_per_class` (K in 1..:data:`K_AUTO_MAX`, 1 when
+#:   no K reaches a silhouette of 0.25) on the whole training split's latents, once, at the
+#:   cluster refresh of epoch 1 (after one epoch of training: at epoch 0 the latent is the
+#:   untrained network's); K = 1 for every class before. The run records the K's and the
+#:   silhouette of every K tried (``runs.json``: ``k_per_class``, ``k_selection``).
+NUM_CLUSTERS_RULES = ("sub", "auto")
+K_AUTO_MAX = 8  # above every grouping's largest super-class (6 sub-classes: cifar10's animals)
+K_AUTO_EPOCH = 1
+
+
+def sub_classes_per_class(data) -> list[int]:
+    """The number of sub-classes of each super-class of a super-class task (``data``: a
+    :class:`~latentboost_lab.data.TensorData` loaded with ``group=``)."""
+    info = getattr(data, "info", None)
+    super_of_sub = getattr(info, "super_of_sub", ())
+    if not super_of_sub:
+        name = getattr(info, "name", "the data")
+        raise ValueError(
+            f"num_clusters='sub' (one cluster per sub-class) needs a super-class task, and "
+            f"{name} was loaded without one: load it with group= (e.g. "
+            "load_dataset('fashion_mnist', group='fmnist_super'); --group on the command line)"
+        )
+    return [list(super_of_sub).count(c) for c in range(len(info.classes))]
+
+
+def select_k_by_silhouette(latent, labels, num_classes: int, *, k_max: int, seed: int = 0):
+    """``ClusterIndex``'s ``select_k`` for ``num_clusters="auto"``: the silhouette rule of
+    :func:`latentboost_lab.subclasses.select_k_per_class` (one KSelection per class)."""
+    from .subclasses import select_k_per_class
+
+    return select_k_per_class(
+        latent, labels, k_max, num_classes=num_classes, rule="silhouette", seed=seed
+    )
+
+
+def _resolve_num_clusters(name: str, data, kwargs: dict) -> dict:
+    """``num_clusters="sub"`` or ``"auto"`` as the loss's own options (see
+    :data:`NUM_CLUSTERS_RULES`); any other value passes through."""
+    rule = kwargs.get("num_clusters")
+    if not isinstance(rule, str):
+        return kwargs
+    check_choice("num_clusters", rule, NUM_CLUSTERS_RULES)
+    if name not in ("latentboost", "magnet"):
+        raise ValueError(f"num_clusters={rule!r} applies to latentboost and magnet, not {name}")
+    kwargs = dict(kwargs)
+    if rule == "sub":
+        if data is None:
+            raise ValueError("num_clusters='sub' needs data= (a super-class task) to count them")
+        kwargs["num_clusters"] = sub_classes_per_class(data)
+    else:
+        kwargs["num_clusters"] = 1
+        kwargs["select_k"] = partial(
+            select_k_by_silhouette, k_max=K_AUTO_MAX, seed=kwargs.get("seed", 0)
+        )
+        kwargs.setdefault("select_k_epoch", K_AUTO_EPOCH)
+    return kwargs
 
 
 def resolve_reading(reading: str, name: str = "reading") -> tuple[str, dict]:
@@ -72,11 +137,14 @@ def make_loss(
     num_classes, latent_dim: what Center loss needs to size its centres.
     dataset: the data set's name (for Latent Boost's default λ).
     data: a loaded data set, read for ``num_classes`` and ``dataset`` when they are not given.
-    kwargs: passed on to the loss's constructor (e.g. ``pca_variance=None``).
+    kwargs: passed on to the loss's constructor (e.g. ``pca_variance=None``);
+        ``num_clusters="sub"`` or ``"auto"`` (latentboost, magnet) as :data:`NUM_CLUSTERS_RULES`
+        says.
     """
     from .losses import PAPER_LAMBDA, CenterLoss, CrossEntropyLoss, LatentBoostLoss, MagnetObjective
 
     check_choice("loss", name, LOSSES)
+    kwargs = _resolve_num_clusters(name, data, kwargs)
     if num_classes is None and data is not None:
         num_classes = data.num_classes
     if dataset is None:

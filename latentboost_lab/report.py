@@ -56,6 +56,21 @@ TEST_METRICS = {
     "davies_bouldin": False,
     "davies_bouldin_pca": False,
 }
+#: What a run on a super-class task records of the hidden sub-classes (``run["subclass"]``,
+#: :func:`latentboost_lab.experiments.subclass_metrics`), and whether larger is better (None:
+#: no verdict; the number of clusters is the arm's choice, not an outcome).
+SUBCLASS_METRICS = {
+    "subclass_nmi": True,
+    "subclass_ari": True,
+    "subclass_nmi_k_sub": True,
+    "subclass_ari_k_sub": True,
+    "subclass_knn_accuracy": True,
+    "silhouette_super": True,
+    "silhouette_sub": True,
+    "subclass_nmi_all": True,
+    "subclass_ari_all": True,
+    "total_clusters": None,
+}
 HISTORY_METRICS = {
     "epochs": False,
     "best_epoch": False,
@@ -198,10 +213,52 @@ def summarise(results, reference: str = "ce") -> dict:
         arms[name] = entry
     fixed = results.config.get("fixed", {})
     summary = {"reference": reference, "dataset": fixed.get("dataset"), "arms": arms}
+    if fixed.get("group") is not None:  # a super-class task (issue 18)
+        summary["group"] = fixed["group"]
+    subclass = _summarise_subclass(by_arm, list(values), reference)
+    if subclass:  # only runs on a super-class task have these
+        summary["subclass"] = subclass
     ood = _summarise_ood(by_arm, list(values), reference)
     if ood:  # only runs evaluated out of distribution (issue 16) have these
         summary["ood"] = ood
     return summary
+
+
+def _summarise_subclass(by_arm: dict, arms: list[str], reference: str) -> dict:
+    """``{arm: {"seeds", "k_per_class": {"K1, K2": runs}, "metrics": {metric: stats},
+    "vs_reference": {metric: test}}}`` over the runs that measured the hidden sub-classes
+    (``run["subclass"]``); the paired tests as for the test metrics."""
+    ref = {s: r["subclass"] for s, r in by_arm.get(reference, {}).items() if "subclass" in r}
+    out = {}
+    for name in arms:
+        runs = {s: r for s, r in by_arm[name].items() if "subclass" in r}
+        if not runs:
+            continue
+        ks = [", ".join(map(str, r.get("k_per_class", []))) for r in runs.values()]
+        keys = [k for k in SUBCLASS_METRICS if any(k in r["subclass"] for r in runs.values())]
+        entry = {
+            "seeds": sorted(runs),
+            "k_per_class": {k: ks.count(k) for k in dict.fromkeys(ks)},
+            "metrics": {
+                k: _stats([r["subclass"][k] for r in runs.values() if k in r["subclass"]])
+                for k in keys
+            },
+        }
+        shared = sorted(set(runs) & set(ref))
+        if ref and name != reference and shared:
+            entry["vs_reference"] = {}
+            for k in keys:
+                pairs = [
+                    (runs[s]["subclass"][k], ref[s][k])
+                    for s in shared
+                    if k in runs[s]["subclass"] and k in ref[s]
+                ]
+                if pairs:
+                    test = paired_test([a for a, _ in pairs], [b for _, b in pairs])
+                    test["verdict"] = verdict(test, SUBCLASS_METRICS[k])
+                    entry["vs_reference"][k] = test
+        out[name] = entry
+    return out
 
 
 def _summarise_ood(by_arm: dict, arms: list[str], reference: str) -> dict:
@@ -290,6 +347,16 @@ def _papers_setting(results, dataset) -> set[str]:
     }
 
 
+def _task(fixed: dict) -> str:
+    """The data set, and its super-class task when there is one (issue 18)."""
+    group = fixed.get("group")
+    if group is None:
+        return str(fixed.get("dataset"))
+    if isinstance(group, dict):
+        group = "; ".join(f"{name} = {', '.join(members)}" for name, members in group.items())
+    return f"{fixed.get('dataset')}, super-classes {group}"
+
+
 def markdown(results, reference: str = "ce", *, summary: dict | None = None) -> str:
     """The report: settings, a table per arm (mean ± std over seeds), and the paired comparison
     with the reference arm beside the paper's claims. ``summary``: :func:`summarise`'s result
@@ -300,7 +367,7 @@ def markdown(results, reference: str = "ce", *, summary: dict | None = None) -> 
     env = (results.document.get("environment") or [{}])[-1]
     seeds = sorted({r["seed"] for r in results.runs.values()})
     lines = [
-        f"# {dataset}: {', '.join(summary['arms'])}",
+        f"# {_task(fixed)}: {', '.join(summary['arms'])}",
         "",
         f"- model `{fixed.get('model')}`, budget {fixed.get('epochs')} epochs, batch "
         f"{fixed.get('batch_size')}, Adam lr {fixed.get('lr')}, early-stopping patience "
@@ -378,9 +445,71 @@ def markdown(results, reference: str = "ce", *, summary: dict | None = None) -> 
         "are computed on the test latents (raw, and projected on the principal components "
         f"keeping {fixed.get('pca_variance', 0.95):g} of their variance).",
     ]
+    if summary.get("subclass"):
+        lines += _subclass_markdown(summary)
     if summary.get("ood"):
         lines += _ood_markdown(summary, fixed)
     return "\n".join(lines) + "\n"
+
+
+# The sub-class table's columns: (metric, heading, scale, digits).
+_SUBCLASS_COLUMNS = (
+    ("subclass_nmi", "NMI, own K", 1, 3),
+    ("subclass_ari", "ARI, own K", 1, 3),
+    ("subclass_nmi_k_sub", "NMI, K = sub-classes", 1, 3),
+    ("subclass_ari_k_sub", "ARI, K = sub-classes", 1, 3),
+    ("subclass_knn_accuracy", "5-NN sub-class acc. (%)", 100, 2),
+    ("silhouette_super", "silhouette: super-classes", 1, 3),
+    ("silhouette_sub", "silhouette: sub-classes", 1, 3),
+)
+
+
+def _subclass_markdown(summary: dict) -> list[str]:
+    """The hidden sub-classes' tables of :func:`markdown` (issue 18): per arm, mean ± std over
+    seeds; against the reference, the paired difference with its p and verdict."""
+    reference, per_arm = summary["reference"], summary["subclass"]
+    head = "| " + " | ".join(h for _, h, _, _ in _SUBCLASS_COLUMNS) + " |"
+    rule = "---:|" * len(_SUBCLASS_COLUMNS)
+    lines = [
+        "",
+        "## Hidden sub-classes (test split; mean ± std over seeds)",
+        "",
+        "The models trained on the super-classes only; the data set's own classes are the "
+        "hidden sub-classes, used here only (`latentboost_lab.subclasses`, at the embedding). "
+        "NMI and ARI: k-means inside each super-class on the training latents, each test "
+        "image joining the nearest centre of its own super-class, against its sub-class, "
+        "averaged over the super-classes; with the arm's own K (K = 1 scores 0 by "
+        "construction) and with K = the number of sub-classes for every arm. 5-NN sub-class "
+        "accuracy (the training latents with their sub-class labels as the reference) and the "
+        "silhouettes do not depend on K.",
+        "",
+        "| arm | runs | K per class (runs) " + head,
+        "|---|---:|---|" + rule,
+    ]
+    for name, entry in per_arm.items():
+        ks = "; ".join(f"{k} ({n})" for k, n in entry["k_per_class"].items())
+        cells = [_fmt(entry["metrics"].get(m), scale, d) for m, _, scale, d in _SUBCLASS_COLUMNS]
+        lines.append(f"| {name} | {len(entry['seeds'])} | {ks} | " + " | ".join(cells) + " |")
+    compared = {n: e for n, e in per_arm.items() if "vs_reference" in e}
+    if compared:
+        lines += [
+            "",
+            f"Against `{reference}` (paired over seeds; 95% interval; two-sided p; verdict):",
+            "",
+            "| arm " + head,
+            "|---|" + rule,
+        ]
+        for name, entry in compared.items():
+            cells = []
+            for m, _, scale, d in _SUBCLASS_COLUMNS:
+                test = entry["vs_reference"].get(m)
+                cells.append(
+                    f"{_fmt_diff(test, scale, d)} (p {_fmt_p(test)}, {test['verdict']})"
+                    if test
+                    else "–"
+                )
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _ood_markdown(summary: dict, fixed: dict) -> list[str]:
