@@ -254,3 +254,22 @@ def test_train_and_ood_reload_a_grouped_checkpoint(tmp_path, capsys):
     assert cli.main(["ood", str(named), *ood[2:]]) == 0
     assert "(super-classes digits_parity)" in capsys.readouterr().out
     assert cli.main(["ood", str(named), *ood[2:], "--group", "digits_parity"]) == 0
+
+
+def test_the_readmes_super_class_commands_parse_and_name_real_arms():
+    """README.md's "Super-class tasks" commands: valid options, arms that exist, a grouping
+    made for the data set named (checked as the runner checks it, without training)."""
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Super-class tasks", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    commands = [line.split("#")[0] for line in block.splitlines() if line.startswith("latent")]
+    assert len(commands) == 2
+    parser = cli.build_parser()
+    for command in commands:
+        args = parser.parse_args(shlex.split(command)[1:])
+        if args.command == "compare":
+            arms = parse_arms(args.arms, args.lam, args.ablations, args.readings, args.clusters)
+            config = ExperimentConfig(dataset=args.dataset, group=args.group, arms=arms)
+            assert [a.name for a in config.arms] == ["ce", "latentboost", *ISSUE_ARMS]
