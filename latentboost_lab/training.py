@@ -508,12 +508,13 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 
 #: Keys of _model_config added after checkpoints were first written, with the value that those
 #: checkpoints had: an old checkpoint still resumes into the same run.
-_MODEL_CONFIG_DEFAULTS = {"latent": "embedding", "variance_gradient": True}
+_MODEL_CONFIG_DEFAULTS = {"latent": "embedding", "variance_gradient": True, "group": ""}
 
 
 def _model_config(model: nn.Module, data, loss: nn.Module) -> dict:
     """What a checkpoint must match to be resumed into this run (the reading of issue 13, where
-    the latent is taken and whether the variance is differentiated, included)."""
+    the latent is taken and whether the variance is differentiated, and the super-class grouping
+    of issue 18 included; keys missing from older checkpoints read as their defaults)."""
     return {
         "model": type(model).__name__,
         "latent_dim": int(getattr(model, "latent_dim", -1)),
@@ -522,6 +523,7 @@ def _model_config(model: nn.Module, data, loss: nn.Module) -> dict:
         "loss": type(loss).__name__,
         "latent": getattr(model, "latent", "embedding"),
         "variance_gradient": getattr(loss, "variance_gradient", True),
+        "group": getattr(data.info, "group", ""),  # a super-class task's grouping ("": none)
     }
 
 
