@@ -179,3 +179,81 @@ def test_single_benchmarks_keep_their_command_lines(monkeypatch, capsys):
     silhouette = _load("bench_silhouette")
     assert silhouette.main(["--sizes", "200", "--repeats", "1", "--no-memory"]) == 0
     assert "| 200 x 128 | 1 |" in capsys.readouterr().out
+
+
+def test_roofline_flop_count_equals_the_hand_count():
+    """FlopCounterMode, as bench_roofline counts a step, against the multiply-adds written out
+    (2 FLOPs each) for conv(2->3, 3x3, pad 1) on 4 x 2 x 5 x 5, ReLU, linear(75 -> 7)."""
+    import torch
+
+    roofline = _load("bench_roofline")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(3 * 5 * 5, 7),
+    )
+    x, y = torch.randn(4, 2, 5, 5), torch.tensor([0, 1, 2, 6])
+    n, c_in, c_out, k, pixels, features, classes = 4, 2, 3, 3, 5 * 5, 75, 7
+    conv = 2 * n * c_out * pixels * c_in * k * k  # forward; the weight gradient costs the same
+    linear = 2 * n * features * classes  # forward; the input and weight gradients the same each
+    # the input needs no gradient, so the conv's backward computes the weight gradient only
+    expected = {"convolution": conv, "convolution_backward": conv, "addmm": linear,
+                "mm": 2 * linear}  # fmt: skip
+    counted = roofline.step_flops(net, x, y)
+    assert counted["by_op"] == expected
+    assert counted["total"] == 2 * conv + 3 * linear == 34200
+    assert all(p.grad is None for p in net.parameters())  # the count leaves no gradients
+    # the work of a step grows with the batch, exactly
+    small = roofline.step_flops(net, x[:2], y[:2])["total"]
+    assert 2 * small == counted["total"]
+
+
+def test_roofline_runs_end_to_end_and_writes_the_readme_fields(tmp_path):
+    roofline = _load("bench_roofline")
+    argv = ["--out", str(tmp_path), "--models", "small_cnn", "--batch-sizes", "4,8",
+            "--threads", "1", "--reps", "1", "--warmup", "0", "--matmul-size", "64"]  # fmt: skip
+    assert roofline.main(argv) == 0
+    result = json.loads((tmp_path / "bench_roofline.json").read_text())
+    assert result["command"] == "python benchmarks/bench_roofline.py " + " ".join(argv)
+    for moment in ("load_start", "load_end"):
+        assert "load average" in result["environment"][moment]["uptime"]
+    assert result["environment"]["provenance"]["torch_threads"] == 1
+    rows = result["rows"]
+    assert [(r["model"], r["batch_size"], r["threads"]) for r in rows] == [
+        ("small_cnn", 4, 1), ("small_cnn", 8, 1)
+    ]  # fmt: skip
+    assert rows[1]["flops"]["total"] == 2 * rows[0]["flops"]["total"] > 0
+    for row in rows:
+        for values in row["times_s"].values():
+            _positive_seconds(values, 1)
+        peak = 2 * 64**3 / row["times_s"]["matmul"][0] / 1e9
+        assert row["peak_gflops"] == pytest.approx(peak)
+        for name in ("nchw", "channels_last"):
+            fmt = row["formats"][name]
+            assert fmt["median_s"] == row["times_s"][name][0]
+            assert fmt["gflops"] == pytest.approx(row["flops"]["total"] / fmt["median_s"] / 1e9)
+            assert fmt["ratio_to_peak"] == pytest.approx(fmt["gflops"] / peak)
+        assert row["channels_last_over_nchw"]["ratio_of_medians"] == pytest.approx(
+            row["formats"]["channels_last"]["median_s"] / row["formats"]["nchw"]["median_s"]
+        )
+    text = (tmp_path / "bench_roofline.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(rows)
+    assert len({line.count("|") for line in table}) == 1  # every row as wide as the header
+    assert "| SmallCNN | 4 | 1 | 1 |" in text
+    assert "Load average (1 min)" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [(["--models", "alexnet"], "--models"), (["--batch-sizes", "128,0"], "--batch-sizes"),
+     (["--threads", "two"], "--threads"), (["--warmup", "-1"], "--warmup")],
+)  # fmt: skip
+def test_roofline_bad_options_name_the_option(argv, option, tmp_path, capsys):
+    roofline = _load("bench_roofline")
+    with pytest.raises(SystemExit) as exit_info:
+        roofline.main([*argv, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert option in capsys.readouterr().err
