@@ -25,6 +25,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -220,6 +221,15 @@ def fit(
     if distributed.is_distributed():
         # One run across torchrun's processes (latentboost_lab.distributed): each trains on its
         # shard of every batch, the loss sees the global batch, rank 0 writes and reports.
+        if not sync_batchnorm and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
+        ):
+            warnings.warn(
+                "the model has BatchNorm and sync_batchnorm is off: each process normalises its "
+                "shard with its own statistics, so this run is not the single-process one "
+                "(sync_batchnorm=True needs GPUs)",
+                stacklevel=2,
+            )
         ddp = distributed.wrap_model(model, data.device, sync_batchnorm=sync_batchnorm)
         forward = torch.compile(ddp) if compile else ddp
         objective = distributed.GlobalBatchLoss(loss)

@@ -16,6 +16,7 @@ from _ddp_cases import (  # noqa: E402
     FIT_LOSSES,
     LOSSES,
     STEPS,
+    DigitsModel,
     RowsData,
     fit_case,
     make_loss,
@@ -73,6 +74,18 @@ def main(out: Path) -> None:
             "params": [p.detach().clone() for p in model.parameters()],
             "checkpoint_written": (out / f"{name}.pt").exists(),
         }
+    # 4. a model with BatchNorm: fit warns that the shards are normalised apart
+    import warnings
+
+    from latentboost_lab import load_dataset
+    from latentboost_lab.training import fit
+
+    bn_model = DigitsModel()
+    bn_model.body.insert(2, torch.nn.BatchNorm1d(32))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(bn_model, load_dataset("digits", seed=0), epochs=1, batch_size=400, progress=False)
+    result["batchnorm_warning"] = [str(w.message) for w in caught if "BatchNorm" in str(w.message)]
     torch.save(result, out / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 

@@ -127,6 +127,14 @@ def test_fit_under_torchrun_equals_single_process(ranks, name):
     assert ranks[0][name, "fit"]["checkpoint_written"]
 
 
+def test_fit_warns_when_batchnorm_normalises_each_shard(ranks):
+    for result in ranks:
+        assert (
+            result["batchnorm_warning"]
+            and "not the single-process one" in result["batchnorm_warning"][0]
+        )
+
+
 def test_shard_sizes_cover_the_batch():
     for batch in range(1, 40):
         for n in range(1, 6):
