@@ -383,8 +383,8 @@ def add_compare_parser(sub) -> None:
         type=comma_list(str, "reading names"),
         default=[],
         help="Latent Boost read another way, one arm each (issue 13): features (L_dist on the "
-        "flattened feature map), pooled, detached_variance; combine with +, e.g. "
-        "features+detached_variance",
+        "flattened feature map), pooled, detached_variance, or paper (the preset: "
+        "recipes.PRESETS['paper']); combine with +, e.g. features+detached_variance",
     )
     compare.add_argument(
         "--clusters",
