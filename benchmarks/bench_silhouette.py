@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 from latentboost_lab.metrics import silhouette_score  # noqa: E402
+from latentboost_lab.provenance import cpu_name  # noqa: E402
 
 
 def make_data(n: int, dim: int, clusters: int, seed: int = 0):
@@ -245,17 +245,6 @@ def threads_limited(threads: int | None):
             yield
     finally:
         torch.set_num_threads(before)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def markdown(rows, args) -> str:
