@@ -70,13 +70,12 @@ def _root(root: str | Path | None) -> Path:
 
 
 def repository_url(root: str | Path | None = None) -> str:
-    """``[project.urls] Repository`` of ``pyproject.toml`` (where the course's copy lives)."""
-    text = (_root(root) / "pyproject.toml").read_text(encoding="utf-8")
-    urls = text.split("[project.urls]", 1)
-    match = _URLS_LINE.search(urls[1].split("\n[", 1)[0]) if len(urls) == 2 else None
-    if match is None:
-        raise ValueError('pyproject.toml has no Repository = "..." under [project.urls]')
-    return match.group(1)
+    """``[project.urls] Repository`` of ``pyproject.toml`` (where the course's copy lives), read
+    by the site's parser (:func:`latentboost_lab.site.repository_url`): one reader of the one
+    place."""
+    from .site import repository_url as read_repository_url
+
+    return read_repository_url(_root(root) / "pyproject.toml")
 
 
 def _check_url(url: str) -> str:
