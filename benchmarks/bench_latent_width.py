@@ -39,13 +39,19 @@ from latentboost_lab.models import LATENTS, build_model  # noqa: E402
 DATA_FOR = {"small_cnn": "fashion_mnist", "vgg11_bn": "cifar10", "resnet18": "cifar10"}
 
 
-def measure(model_name: str, batch_size: int, reps: int, warmup: int) -> dict:
+def random_batch_and_model(model_name: str, batch_size: int):
+    """A seeded random batch ``(x, y)`` shaped like the model's data set, and the model (seed 0,
+    training mode); the benchmarks that time one step per model share it."""
     info = DATASETS[DATA_FOR[model_name]]
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (batch_size, *info.image_shape), generator=g).float() / 255
     y = torch.randint(0, info.num_classes, (batch_size,), generator=g)
     torch.manual_seed(0)
-    base = build_model(model_name, info).train()
+    return x, y, build_model(model_name, info).train()
+
+
+def measure(model_name: str, batch_size: int, reps: int, warmup: int) -> dict:
+    x, y, base = random_batch_and_model(model_name, batch_size)
     steps, widths = {}, {}
     for name in ("cross-entropy", *LATENTS):
         model = copy.deepcopy(base)
@@ -62,7 +68,7 @@ def measure(model_name: str, batch_size: int, reps: int, warmup: int) -> dict:
     ce = times["cross-entropy"]
     return {
         "model": model_name,
-        "image_shape": list(info.image_shape),
+        "image_shape": list(x.shape[1:]),
         "widths": widths,
         "median_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},
         "ratio_to_ce": {k: ratios(v, ce) for k, v in times.items() if k != "cross-entropy"},

@@ -47,16 +47,15 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_latent_width import random_batch_and_model  # noqa: E402
 from bench_loss_step import interleave  # noqa: E402
 from bench_suite import load_average  # noqa: E402
 
-from latentboost_lab.data import DATASETS  # noqa: E402
 from latentboost_lab.losses import CrossEntropyLoss, as_objective  # noqa: E402
-from latentboost_lab.models import MODELS, build_model  # noqa: E402
+from latentboost_lab.models import MODELS  # noqa: E402
 from latentboost_lab.provenance import provenance  # noqa: E402
 from latentboost_lab.training import train_step  # noqa: E402
 
-DATA_FOR = {"small_cnn": "fashion_mnist", "vgg11_bn": "cifar10", "resnet18": "cifar10"}
 FORMATS = ("nchw", "channels_last")
 # VGG-11-BN and ResNet-18 steps take seconds on one CPU thread: fewer repetitions for them.
 LARGE_MODELS = ("vgg11_bn", "resnet18")
@@ -117,12 +116,7 @@ def make_matmul(size: int, calls: int = 3):
 def measure(model_name: str, batch_size: int, reps: int, warmup: int, matmul_size: int) -> dict:
     """One configuration on the current thread count: the FLOP count, then NCHW step,
     channels_last step and matmul interleaved over ``warmup + reps`` repetitions."""
-    info = DATASETS[DATA_FOR[model_name]]
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (batch_size, *info.image_shape), generator=g).float() / 255
-    y = torch.randint(0, info.num_classes, (batch_size,), generator=g)
-    torch.manual_seed(0)
-    base = build_model(model_name, info).train()
+    x, y, base = random_batch_and_model(model_name, batch_size)
     flops = step_flops(copy.deepcopy(base), x, y)
     nchw = copy.deepcopy(base)
     last = copy.deepcopy(base).to(memory_format=torch.channels_last)
@@ -144,7 +138,7 @@ def measure(model_name: str, batch_size: int, reps: int, warmup: int, matmul_siz
         }
     return {
         "model": model_name,
-        "image_shape": list(info.image_shape),
+        "image_shape": list(x.shape[1:]),
         "batch_size": batch_size,
         "threads": torch.get_num_threads(),
         "reps": reps,
