@@ -12,8 +12,14 @@ The pieces, each a small module:
     training   fit(model, data, loss) -> History
     metrics    accuracy, f1_score, silhouette_score, davies_bouldin_score, embed
     plots      latent-space, silhouette, confusion and history plots
+    threads    the CPU thread settings (OpenMP's passive wait policy, set on import)
 """
 
+# First, before anything imports torch: OpenMP reads its wait policy when torch starts, and
+# latentboost_lab.threads sets it on import.
+from . import threads  # noqa: F401
+
+# isort: split
 from .data import ClassBalancedSampler, ShuffledSampler, TensorData, from_datasets, load_dataset
 from .device import seed_everything, select_device
 from .models import SmallCNN, build_model, resnet18, vgg11_bn

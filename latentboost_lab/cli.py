@@ -195,6 +195,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps",
     )
+    p.add_argument(
+        "--memory-format",
+        choices=["auto", "channels_last", "contiguous"],
+        default="auto",
+        help="the layout the model trains in: auto (default: the model's fastest on the device, "
+        "channels_last for small_cnn and resnet18 on the CPU, NCHW elsewhere; a comparison "
+        "continues in its folder's recorded format), channels_last, or contiguous (NCHW)",
+    )
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (for GPUs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (for GPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -405,7 +413,9 @@ def add_compare_parser(sub) -> None:
         "--threads",
         type=positive_int,
         default=None,
-        help="torch CPU threads (default: torch's; 1 is fastest on a busy 2-core machine)",
+        help="torch CPU threads (default: torch's, one per core; OpenMP's threads wait "
+        "passively, so 2 threads do not collapse beside another busy process: "
+        "benchmarks/bench_threads.py)",
     )
     compare.add_argument(
         "--out",
@@ -599,6 +609,7 @@ def cmd_compare(args) -> int:
         root=args.root,
         download=args.download,
         device=args.device,
+        memory_format=args.memory_format,
         bf16=args.bf16,
         compile=args.compile,
         ood=args.ood or (),
@@ -943,6 +954,10 @@ def _load(args):
     )
 
 
+#: --memory-format as fit's channels_last (None: the model's own choice).
+_CHANNELS_LAST = {"auto": None, "channels_last": True, "contiguous": False}
+
+
 def _train_arm(args, data, loss_name: str, lam: float | None):
     """One arm trained as the runner builds it (:func:`latentboost_lab.experiments.build_run`),
     with the command's fit options."""
@@ -965,6 +980,7 @@ def _train_arm(args, data, loss_name: str, lam: float | None):
         batch_size=args.batch_size,
         patience=args.patience,
         seed=args.seed,
+        channels_last=_CHANNELS_LAST[args.memory_format],
         bf16=args.bf16,
         compile=args.compile,
         progress=not args.no_progress,

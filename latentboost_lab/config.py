@@ -20,7 +20,8 @@ DEFAULT_EPOCHS = {"digits": 20, "fashion_mnist": 10, "cifar10": 30, "cifar100": 
 @dataclass(frozen=True)
 class TrainSettings:
     """How one run trains (see :func:`latentboost_lab.training.fit` for each field's meaning):
-    the budget, the optimiser's defaults, early stopping, the seed and the GPU switches."""
+    the budget, the optimiser's defaults, early stopping, the seed, the memory format and the
+    GPU switches."""
 
     epochs: int = 10
     lr: float = 1e-3
@@ -31,7 +32,7 @@ class TrainSettings:
     patience: int | None = None
     seed: int = 0
     bf16: bool = False
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: the model's own choice (SmallCNN: NHWC on the CPU)
     compile: bool = False
     eval_test: bool = True
     skip_nonfinite: bool = False

@@ -45,6 +45,7 @@ from . import report
 from ._checks import check_choice, check_in_range, check_int
 from .config import DEFAULTS
 from .losses import as_objective
+from .models import MEMORY_FORMATS, preferred_memory_format
 from .provenance import provenance
 from .recipes import LOSSES, READINGS, make_loss, resolve_reading
 from .results import Arm, merge_arms, run_key, settings_difference
@@ -177,6 +178,11 @@ class ExperimentConfig:
     download: bool = True  # a named set that is not found is downloaded on first use, as by
     # load_dataset and the commands (never part of a run's settings: see fixed())
     device: str = "auto"
+    # The memory format every run trains in (issue 20): "channels_last", "contiguous" (NCHW) or
+    # "auto", which open_experiment resolves once per folder: to the folder's recorded format
+    # when it has runs (runs.json written before the option existed: "contiguous", the only
+    # format then), else to the model's own choice on the device (models.preferred_memory_format).
+    memory_format: str = "auto"
     bf16: bool = False
     compile: bool = False
     pca_variance: float = 0.95  # the share kept by the PCA of the *test* latents in the report
@@ -213,6 +219,8 @@ class ExperimentConfig:
             self.ood = []
         if self.n_ood is not None:
             check_int("n_ood", self.n_ood, 1)
+        self.memory_format = check_choice("memory_format", self.memory_format,
+                                          ("auto", *MEMORY_FORMATS))  # fmt: skip
         self.group = _checked_group(self.group, self.dataset)
         needs_group = [a.name for a in self.arms if dict(a.options).get("num_clusters") == "sub"]
         if needs_group and self.group is None:
@@ -223,18 +231,37 @@ class ExperimentConfig:
             )
 
     def fixed(self) -> dict:
-        """The settings every run shares: a resumed experiment must have the same."""
+        """The settings every run shares: a resumed experiment must have the same. A
+        ``memory_format`` of "auto" reads as it would for a new folder (open_experiment
+        resolves it against the folder first; :func:`resolve_memory_format`)."""
         skip = {"arms", "seeds", "root", "download", "device"}
         if not self.ood:  # runs.json written before the OOD options existed stay equal
             skip |= {"ood", "n_ood"}
         if self.group is None:  # and those written before the super-class tasks
             skip.add("group")
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        settings["memory_format"] = resolve_memory_format(self, None)
+        if settings["memory_format"] == "contiguous":  # and those written before the memory
+            del settings["memory_format"]  # format was a setting: NCHW, the only format then
+        return settings
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["arms"] = [a.to_dict() for a in self.arms]
         return d
+
+
+def resolve_memory_format(config: ExperimentConfig, recorded: dict | None) -> str:
+    """``config.memory_format`` with "auto" resolved: the format of the runs already in the
+    folder (``recorded``: its runs.json's ``config["fixed"]``; a missing key reads as
+    "contiguous"), else the model's own choice on the configuration's device."""
+    if config.memory_format != "auto":
+        return config.memory_format
+    if recorded is not None:
+        return recorded.get("memory_format", "contiguous")
+    from .device import select_device
+
+    return preferred_memory_format(config.model, select_device(config.device))
 
 
 def _checked_group(group, dataset: str) -> str | dict | None:
@@ -493,6 +520,9 @@ def _fit_kwargs(config: ExperimentConfig, arm: Arm, seed: int, progress: bool) -
         "monitor": arm.monitor,
         "seed": seed,
         "bf16": config.bf16,
+        "channels_last": {"auto": None, "channels_last": True, "contiguous": False}[
+            config.memory_format
+        ],
         "compile": config.compile,
         "eval_test": False,
         "progress": progress,
@@ -586,6 +616,9 @@ def open_experiment(
     todo = planned_runs(config, shard)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
+    runs_file = out_dir / "runs.json"
+    recorded = Results.load(runs_file).config.get("fixed", {}) if runs_file.exists() else None
+    config.memory_format = resolve_memory_format(config, recorded)
     (out_dir / "checkpoints").mkdir(exist_ok=True)
     results = _open_results(config, out_dir, command)
     results.save()

@@ -34,7 +34,13 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .experiments import ExperimentConfig, Results, open_experiment, run_key
+from .experiments import (
+    ExperimentConfig,
+    Results,
+    open_experiment,
+    resolve_memory_format,
+    run_key,
+)
 
 __all__ = ["LAUNCHERS", "RunJob", "parse_devices", "run_jobs", "run_one", "submit"]
 
@@ -97,6 +103,8 @@ def run_one(
     results = Results.load(out_dir)
     if key in results.runs:
         return key
+    # The folder's memory format (a config handed over unresolved: "auto" reads the folder's).
+    config.memory_format = resolve_memory_format(config, results.config.get("fixed", {}))
     which = (json.dumps(config.to_dict(), default=str), seed)
     cached, data, ood_sets = _WORKER["data"]
     if cached != which:

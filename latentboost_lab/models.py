@@ -22,6 +22,15 @@ for every setting, so comparisons between them start from the same initial weigh
 - :func:`vgg11_bn` and :func:`resnet18`: torchvision's definitions adapted to small images
   (ResNet: 3x3 stride-1 stem and no max-pool, as is usual for CIFAR; VGG: the last max-pool
   dropped and a global average pool, so 28x28 and 32x32 both fit).
+
+Memory format (issue 20): each model names the layout its training step runs fastest in on the
+CPU, ``model.cpu_memory_format``, and :func:`preferred_memory_format` reads it; ``fit`` trains
+in that layout unless told otherwise (``channels_last=True/False``). Measured by
+``benchmarks/bench_roofline.py`` (results in ``benchmarks/README.md``): ``channels_last`` made
+SmallCNN's step faster in every comparison, ResNet-18's never slower, and VGG-11-BN's went
+both ways, so SmallCNN and ResNet-18 prefer ``"channels_last"`` and VGG-11-BN keeps
+``"contiguous"`` (NCHW). Not measured on a GPU here: on a GPU every model keeps NCHW unless
+asked.
 """
 
 from __future__ import annotations
@@ -36,12 +45,26 @@ from ._checks import check_choice, check_int
 #: Where the latent is taken (see the module docstring).
 LATENTS = ("embedding", "pooled", "features")
 
+#: The memory formats a model can train in: torch's default NCHW and NHWC.
+MEMORY_FORMATS = ("contiguous", "channels_last")
+#: Each named model's fastest layout on the CPU (``benchmarks/bench_roofline.py``): SmallCNN's
+#: step took 0.44-0.84 of NCHW's time in channels_last, ResNet-18's 0.64-1.00, VGG-11-BN's
+#: 0.83-1.12 (no winner).
+CPU_MEMORY_FORMAT = {
+    "small_cnn": "channels_last",
+    "vgg11_bn": "contiguous",
+    "resnet18": "channels_last",
+}
+
 __all__ = [
+    "CPU_MEMORY_FORMAT",
     "LATENTS",
+    "MEMORY_FORMATS",
     "MODELS",
     "LatentClassifier",
     "SmallCNN",
     "build_model",
+    "preferred_memory_format",
     "resnet18",
     "vgg11_bn",
 ]
@@ -54,6 +77,8 @@ class LatentClassifier(nn.Module):
     ``latent="pooled"`` and ``"features"`` need a ``backbone`` that is an ``nn.Sequential``
     whose last two modules pool and flatten (as in every model here), so that the feature map
     before them can be returned; any other backbone works with the default ``"embedding"``.
+    ``cpu_memory_format``: the layout ``fit`` trains this model in on the CPU by default
+    (``"contiguous"`` or ``"channels_last"``; see :func:`preferred_memory_format`).
     """
 
     def __init__(
@@ -64,11 +89,15 @@ class LatentClassifier(nn.Module):
         image_shape: tuple[int, int, int],
         min_size: int = 1,
         latent: str = "embedding",
+        cpu_memory_format: str = "contiguous",
     ):
         super().__init__()
         self.backbone, self.embedding, self.classifier = backbone, embedding, classifier
         self.image_shape = tuple(image_shape)
         self.min_size = min_size
+        self.cpu_memory_format = check_choice(
+            "cpu_memory_format", cpu_memory_format, MEMORY_FORMATS
+        )
         self._widths: dict[str, int] = {}
         self.latent = latent
 
@@ -185,6 +214,7 @@ class SmallCNN(LatentClassifier):
             nn.Linear(latent_dim, num_classes),
             (in_channels, image_size, image_size),
             min_size=4,
+            cpu_memory_format=CPU_MEMORY_FORMAT["small_cnn"],
         )
 
 
@@ -217,6 +247,7 @@ def vgg11_bn(
         nn.Linear(width, num_classes),
         (in_channels, image_size, image_size),
         min_size=16,
+        cpu_memory_format=CPU_MEMORY_FORMAT["vgg11_bn"],
     )
 
 
@@ -242,7 +273,21 @@ def resnet18(
         nn.Linear(width, num_classes),
         (in_channels, image_size, image_size),
         min_size=8,
+        cpu_memory_format=CPU_MEMORY_FORMAT["resnet18"],
     )
+
+
+def preferred_memory_format(model: nn.Module | str, device: torch.device | str) -> str:
+    """The memory format ``fit`` trains ``model`` (a module, or a name of :data:`MODELS`) in on
+    ``device`` when not told: the model's ``cpu_memory_format`` on the CPU (``"contiguous"`` for
+    a model without one: any ``nn.Module`` trains), and ``"contiguous"`` (NCHW) on every other
+    device."""
+    if torch.device(device).type != "cpu":
+        return "contiguous"
+    if isinstance(model, str):
+        return CPU_MEMORY_FORMAT.get(model, "contiguous")
+    found = getattr(model, "cpu_memory_format", "contiguous")
+    return found if found in MEMORY_FORMATS else "contiguous"
 
 
 MODELS = {"small_cnn": SmallCNN, "vgg11_bn": vgg11_bn, "resnet18": resnet18}

@@ -24,12 +24,14 @@ def provenance(device: torch.device | str | None = None) -> dict:
 
     Keys: ``latentboost_lab``, ``python``, ``torch``, ``torchvision``, ``numpy``,
     ``scikit_learn`` (None when not installed), ``platform``, ``processor``, ``cpu``,
-    ``cpu_count``, ``torch_threads``, ``cuda`` (the GPU's name, None without one), ``date``
+    ``cpu_count``, ``torch_threads``, ``omp_wait_policy`` (OpenMP's, as
+    :func:`latentboost_lab.threads.thread_settings` reads it), ``cuda`` (the GPU's name, None without one), ``date``
     (UTC), ``git`` (see :func:`git_revision`) and, with ``device``, ``device``.
     """
     from importlib import metadata
 
     from . import __version__
+    from .threads import thread_settings
 
     def version(package: str) -> str | None:
         try:  # the installed metadata: no need to import (slow) packages for their version
@@ -47,6 +49,7 @@ def provenance(device: torch.device | str | None = None) -> dict:
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": thread_settings()["omp_wait_policy"],
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git": git_revision(),

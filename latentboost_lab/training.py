@@ -40,9 +40,11 @@ from .device import select_device
 from .inference import embed, model_outputs
 from .losses.base import LossResult, Objective, as_objective, debug_checks
 from .losses.cross_entropy import CrossEntropyLoss
+from .models import preferred_memory_format
 from .nonfinite import NonFiniteGuard, NonFiniteLossError
 from .results import History
 from .runstore import atomic_write
+from .threads import thread_settings
 
 __all__ = [
     "Checkpointer",
@@ -158,7 +160,7 @@ def fit(
     seed: int = DEFAULTS.seed,
     device: str | torch.device | None = None,
     bf16: bool = DEFAULTS.bf16,
-    channels_last: bool = DEFAULTS.channels_last,
+    channels_last: bool | None = DEFAULTS.channels_last,
     compile: bool = DEFAULTS.compile,
     sync_batchnorm: bool = False,
     eval_test: bool = DEFAULTS.eval_test,
@@ -181,8 +183,16 @@ def fit(
     checkpoint: a path written (atomically) after every epoch; its folder is checked to be
         writable before training starts. With ``resume=True`` a run continues from it and ends
         with the same history as an uninterrupted run.
-    device: None keeps the data's device; the model moves to it. bf16 (autocast),
-        channels_last and compile are the GPU switches.
+    device: None keeps the data's device; the model moves to it. bf16 (autocast) and compile
+        are the GPU switches.
+    channels_last: train the model and each batch in the NHWC memory format (True) or in
+        NCHW (False); None (the default) takes the model's own choice for the device,
+        :func:`latentboost_lab.models.preferred_memory_format`: ``channels_last`` for SmallCNN
+        and ResNet-18 on the CPU, where it is faster (``benchmarks/bench_roofline.py``), NCHW
+        elsewhere. The two formats give the same run up to float rounding (the last bits of a
+        convolution's sums, which then grow over the epochs), so ``history.config`` records
+        ``memory_format`` (and the torch ``threads`` and OpenMP's wait policy, see
+        :mod:`latentboost_lab.threads`) and a run reproduces with its recorded setting.
     Under ``torchrun`` (a process group initialised, e.g. by
     :func:`latentboost_lab.distributed.init_from_env`) one run spans the processes: the model in
     DistributedDataParallel, each process on its shard of every batch, the loss on the gathered
@@ -213,6 +223,8 @@ def fit(
         data = data.to(target) if target != data.device else data
     model.to(data.device)
     loss.to(data.device)
+    if channels_last is None:  # the model's own choice on this device (models.py, issue 20)
+        channels_last = preferred_memory_format(model, data.device) == "channels_last"
     if channels_last:
         model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compile else model
@@ -249,7 +261,10 @@ def fit(
     sampler = objective.sampler or sampler
     history = History(config={**_model_config(model, data, loss), "epochs": epochs, "lr": lr,
                               "batch_size": batch_size, "seed": seed, "monitor": monitor,
-                              "patience": patience, "device": str(data.device)})  # fmt: skip
+                              "patience": patience, "device": str(data.device),
+                              "memory_format": "channels_last" if channels_last else "contiguous",
+                              "threads": torch.get_num_threads(),
+                              "omp_wait_policy": thread_settings()["omp_wait_policy"]})  # fmt: skip
     stopper = EarlyStopping(monitor, patience)
     saver = Checkpointer(checkpoint, model, loss, optimizer, scheduler) if checkpoint else None
     start = 0
@@ -439,10 +454,13 @@ def _check_fit_arguments(
         check_choice("lr_schedule", lr_schedule, {"cosine"})
     if not isinstance(monitor, str):
         raise TypeError(f"monitor must be the name of an epoch record's key, got {monitor!r}")
+    if channels_last is not None and not isinstance(channels_last, bool):
+        raise TypeError(
+            f"channels_last must be True, False or None (the model's own choice), got {channels_last!r}"
+        )
     for name, flag in {
         "resume": resume,
         "bf16": bf16,
-        "channels_last": channels_last,
         "compile": compile,
         "eval_test": eval_test,
         "progress": progress,

@@ -257,3 +257,32 @@ def test_roofline_bad_options_name_the_option(argv, option, tmp_path, capsys):
         roofline.main([*argv, "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert option in capsys.readouterr().err
+
+
+def test_threads_benchmark_runs_each_setting_in_its_own_process(tmp_path):
+    threads = _load("bench_threads")
+    argv = ["--out", str(tmp_path), "--rounds", "1", "--steps", "1", "--warmup", "0",
+            "--scenarios", "neighbour", "--losses", "cross-entropy"]  # fmt: skip
+    assert threads.main(argv) == 0
+    result = json.loads((tmp_path / "bench_threads.json").read_text())
+    assert result["settings"]["2 threads, OMP_WAIT_POLICY=PASSIVE"]["env"] == {
+        "OMP_WAIT_POLICY": "PASSIVE"
+    }
+    for values in result["seconds"]["neighbour"]["cross-entropy"].values():
+        _positive_seconds(values, 1)
+    text = (tmp_path / "bench_threads.md").read_text()
+    assert "| neighbour | cross-entropy |" in text and "2 threads / 1" in text
+
+
+def test_epoch_benchmark_trains_one_epoch_per_setting(tmp_path, fashion_root):
+    epoch = _load("bench_epoch")
+    argv = ["--out", str(tmp_path), "--rounds", "1", "--settings", "contiguous:1,channels_last:1",
+            "--losses", "ce", "--n-train", "300", "--root", str(fashion_root)]  # fmt: skip
+    assert epoch.main(argv) == 0
+    result = json.loads((tmp_path / "bench_epoch.json").read_text())
+    runs = result["epochs"]["ce"]
+    assert [r["memory_format"] for r in runs["contiguous:1"] + runs["channels_last:1"]] == [
+        "contiguous", "channels_last"
+    ]  # fmt: skip
+    assert all(r["threads"] == 1 and r["train_seconds"] > 0 for v in runs.values() for r in v)
+    assert "| ce | channels_last:1 |" in (tmp_path / "bench_epoch.md").read_text()

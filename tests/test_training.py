@@ -240,7 +240,8 @@ def test_small_cnn_learns_fashion_mnist_subset(fashion_root):
 
 
 def test_gpu_switches_run_on_the_cpu(digits):
-    """bf16 autocast and channels_last are GPU switches, but must not break a CPU run."""
+    """bf16 autocast is a GPU switch (and channels_last the CPU default for SmallCNN): together
+    they must not break a CPU run."""
     history = fit(small_model(), digits, epochs=1, bf16=True, channels_last=True, progress=False)
     assert math.isfinite(history.last["train_loss"]) and history.last["test_acc"] > 0.2
 
