@@ -300,10 +300,32 @@ def _summarise_ood(by_arm: dict, arms: list[str], reference: str) -> dict:
                         test["verdict"] = verdict(test, larger)
                         cell["vs_reference"][m] = test
                 entry[score] = cell
+            if OWN_SCORE in entry:  # does the latent's own score beat the standard ones?
+                entry[OWN_SCORE]["vs_scores"] = _own_score_against_others(runs, OWN_SCORE)
             if entry:
                 per_arm[name] = entry
         out[ood_set] = per_arm
     return out
+
+
+#: The structured latent's own OOD score (the largest cluster likelihood, K = 1), set against the
+#: standard ones inside each arm.
+OWN_SCORE = "cluster"
+
+
+def _own_score_against_others(runs: dict, own: str) -> dict:
+    """``{score: paired test of AUROC(own) − AUROC(score)}`` over the seeds that have both."""
+    scores = dict.fromkeys(s for v in runs.values() for s in v if s != own)
+    tests = {}
+    for score in scores:
+        seeds = [seed for seed, v in runs.items() if own in v and score in v]
+        if seeds:
+            test = paired_test(
+                [runs[s][own]["auroc"] for s in seeds], [runs[s][score]["auroc"] for s in seeds]
+            )
+            test["verdict"] = verdict(test, True)
+            tests[score] = test
+    return tests
 
 
 def _fmt(stats: dict | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -545,6 +567,26 @@ def _ood_markdown(summary: dict, fixed: dict) -> list[str]:
             lines += head + [_ood_row(n, e, scores, "delta") for n, e in compared.items()]
         lines += ["", "FPR at 95% TPR (%, lower is better), mean ± std over seeds:", ""]
         lines += head + [_ood_row(n, e, scores, "fpr95") for n, e in per_arm.items()]
+        own = {n: e[OWN_SCORE]["vs_scores"] for n, e in per_arm.items()
+               if e.get(OWN_SCORE, {}).get("vs_scores")}  # fmt: skip
+        if own:
+            others = list(dict.fromkeys(s for tests in own.values() for s in tests))
+            lines += [
+                "",
+                f"The latent's own score (`{OWN_SCORE}`) against each other score of the same arm: "
+                "Δ AUROC (points; paired over seeds; p; verdict):",
+                "",
+                "| arm | " + " | ".join(others) + " |",
+                "|---|" + "---:|" * len(others),
+            ]
+            for name, tests in own.items():
+                cells = [
+                    f"{t['mean_diff'] * 100:+.2f} (p {_fmt_p(t)}, {t['verdict']})"
+                    if (t := tests.get(o))
+                    else "–"
+                    for o in others
+                ]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 

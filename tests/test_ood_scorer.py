@@ -116,6 +116,12 @@ def test_evaluate_ood_and_the_runner_store_and_report_ood(digits, tmp_path):
     markdown = again.markdown()
     assert "## Out-of-distribution detection" in markdown
     assert "### digits vs gaussian" in markdown and "Δ AUROC against `ce`" in markdown
+    # the latent's own score against the others, inside each arm, paired over the seeds
+    own = summary["ood"]["uniform"]["latentboost"]["cluster"]["vs_scores"]["knn"]
+    pairs = [again.runs[f"latentboost/seed{s}"]["ood"]["uniform"] for s in (0, 1)]
+    expected = sum(r["cluster"]["auroc"] - r["knn"]["auroc"] for r in pairs) / 2
+    assert own["n"] == 2 and own["mean_diff"] == pytest.approx(expected, abs=1e-12)
+    assert "The latent's own score (`cluster`) against each other score" in markdown
     # the runner's numbers are evaluate_ood's on the same model and sets
     one = evaluate_ood(lb.build_model("small_cnn", digits.info), digits, "uniform", n=40)
     assert set(one["uniform"]) == set(DEFAULT_SCORES)
