@@ -404,6 +404,15 @@ def add_compare_parser(sub) -> None:
         "training latents after epoch 1)",
     )
     compare.add_argument(
+        "--lam-strategies",
+        type=comma_list(str, "λ strategy names"),
+        default=[],
+        help="Latent Boost with a λ that changes during training, one arm each (issue 18): "
+        "warmup (0 to λ over 5 epochs), uncertainty (Kendall et al.'s learned weights), "
+        "grad_ratio (equal gradient norms at the latent), controller (λ steered by the "
+        "validation accuracy), constant",
+    )
+    compare.add_argument(
         "--val-size",
         type=_val_share,
         default=0.1,
@@ -591,7 +600,9 @@ def cmd_compare(args) -> int:
         return 0
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    arms = parse_arms(args.arms, args.lam, args.ablations, args.readings, args.clusters)
+    arms = parse_arms(
+        args.arms, args.lam, args.ablations, args.readings, args.clusters, args.lam_strategies
+    )
     config = ExperimentConfig(
         dataset=str(args.dataset),
         group=args.group,

@@ -47,7 +47,7 @@ from .config import DEFAULTS
 from .losses import as_objective
 from .models import MEMORY_FORMATS, preferred_memory_format
 from .provenance import provenance
-from .recipes import LOSSES, READINGS, make_loss, resolve_reading
+from .recipes import LAMBDA_STRATEGIES, LOSSES, READINGS, make_loss, resolve_reading
 from .results import Arm, merge_arms, run_key, settings_difference
 from .results import Results as RunRecords
 
@@ -87,6 +87,13 @@ CLUSTER_ARMS = {
 }
 
 
+def lambda_arm(strategy: str, lam: float | None) -> Arm:
+    """Latent Boost with a λ strategy of :data:`LAMBDA_STRATEGIES` (issue 18), named
+    ``latentboost-lam_<strategy>``."""
+    check_choice("lam_strategies", strategy, LAMBDA_STRATEGIES)
+    return Arm(f"latentboost-lam_{strategy}", "latentboost", lam, (("lam_strategy", strategy),))
+
+
 def _reading_arm(reading: str, lam: float | None) -> Arm:
     """The Latent Boost arm of ``reading``: names from :data:`READINGS` joined by "+"."""
     latent, options = resolve_reading(reading, name="readings")
@@ -100,6 +107,7 @@ def parse_arms(
     ablations: Sequence[str] = (),
     readings: Sequence[str] = (),
     clusters: Sequence[str] = (),
+    lam_strategies: Sequence[str] = (),
 ) -> list[Arm]:
     """The arms named in ``arms`` (``"ce,magnet,center,latentboost"`` or a list).
 
@@ -116,6 +124,10 @@ def parse_arms(
         sub-classes of each super-class: a super-class task only), ``latentboost-k_auto``,
         ``magnet-k_auto`` (K chosen by the silhouette rule on the training latents); Latent
         Boost's use the first value of ``lams`` when given.
+    lam_strategies: Latent Boost with a λ that changes during training, one arm each, by the
+        names of :data:`LAMBDA_STRATEGIES` (``warmup``, ``uncertainty``, ``grad_ratio``,
+        ``controller``; ``constant`` is the plain arm), named ``latentboost-lam_warmup`` etc.;
+        with ``lams`` given they use its first value.
     """
     names = [a.strip() for a in arms.split(",")] if isinstance(arms, str) else list(arms)
     names = [n for n in names if n]
@@ -149,6 +161,9 @@ def parse_arms(
     for c in clusters:
         loss, options = CLUSTER_ARMS[c]
         result.append(Arm(c, loss, lam if loss == "latentboost" else None, tuple(options.items())))
+    if len(set(lam_strategies)) != len(lam_strategies):
+        raise ValueError(f"lam_strategies must not repeat a name, got {list(lam_strategies)}")
+    result += [lambda_arm(s, lam) for s in lam_strategies]
     return result
 
 

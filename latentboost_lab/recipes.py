@@ -55,6 +55,40 @@ K_AUTO_MAX = 8  # above every grouping's largest super-class (6 sub-classes: cif
 K_AUTO_EPOCH = 1
 
 
+#: λ strategies (issue 18 §2; the paper's open question 1), as the ``lam_strategy`` option of
+#: Latent Boost; ``lam`` (the arm's λ, by default the paper's best, 0.75) is where the warm-up
+#: ends and where the gradient ratio starts:
+#: - ``"constant"``: λ throughout (the paper's; the same as no option);
+#: - ``"warmup"``: λ rising linearly from 0 at epoch 0 to ``lam`` at epoch :data:`WARMUP_EPOCHS`
+#:   (:func:`latentboost_lab.schedules.linear_warmup`), then ``lam``;
+#: - ``"uncertainty"``: Kendall et al.'s learned log-variances
+#:   (:class:`~latentboost_lab.losses.UncertaintyWeighting`; ignores ``lam``);
+#: - ``"grad_ratio"``: the gradient-norm ratio at the latent, from ``lam``
+#:   (:class:`~latentboost_lab.losses.GradientRatio`);
+#: - ``"controller"``: the validation controller from 0.5, steps of 0.1 within [0, 0.9]
+#:   (:class:`~latentboost_lab.losses.ValidationController`; ignores ``lam``).
+LAMBDA_STRATEGIES = ("constant", "warmup", "uncertainty", "grad_ratio", "controller")
+WARMUP_EPOCHS = 5
+
+
+def lambda_strategy(strategy: str, lam: float):
+    """The ``lam`` argument of :class:`~latentboost_lab.losses.LatentBoostLoss` for a
+    strategy of :data:`LAMBDA_STRATEGIES` and the arm's λ."""
+    from . import schedules
+    from .losses import GradientRatio, UncertaintyWeighting, ValidationController
+
+    check_choice("lam_strategy", strategy, LAMBDA_STRATEGIES)
+    if strategy == "constant":
+        return lam
+    if strategy == "warmup":
+        return partial(schedules.linear_warmup, start=0.0, end=lam, epochs=WARMUP_EPOCHS)
+    if strategy == "uncertainty":
+        return UncertaintyWeighting()
+    if strategy == "grad_ratio":
+        return GradientRatio(start=lam)
+    return ValidationController()
+
+
 def sub_classes_per_class(data) -> list[int]:
     """The number of sub-classes of each super-class of a super-class task (``data``: a
     :class:`~latentboost_lab.data.TensorData` loaded with ``group=``)."""
@@ -139,11 +173,13 @@ def make_loss(
     data: a loaded data set, read for ``num_classes`` and ``dataset`` when they are not given.
     kwargs: passed on to the loss's constructor (e.g. ``pca_variance=None``);
         ``num_clusters="sub"`` or ``"auto"`` (latentboost, magnet) as :data:`NUM_CLUSTERS_RULES`
-        says.
+        says; ``lam_strategy`` (latentboost) one of :data:`LAMBDA_STRATEGIES`.
     """
     from .losses import PAPER_LAMBDA, CenterLoss, CrossEntropyLoss, LatentBoostLoss, MagnetObjective
 
     check_choice("loss", name, LOSSES)
+    if "lam_strategy" in kwargs and name != "latentboost":
+        raise ValueError(f"lam_strategy applies to latentboost, not {name}")
     kwargs = _resolve_num_clusters(name, data, kwargs)
     if num_classes is None and data is not None:
         num_classes = data.num_classes
@@ -162,4 +198,5 @@ def make_loss(
         return CenterLoss(num_classes, latent_dim, **extra, **kwargs)
     if lam is None:
         lam = PAPER_LAMBDA.get(dataset, 0.75)
-    return LatentBoostLoss(lam=lam, **kwargs)
+    strategy = kwargs.pop("lam_strategy", "constant")
+    return LatentBoostLoss(lam=lambda_strategy(strategy, lam), **kwargs)

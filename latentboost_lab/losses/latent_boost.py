@@ -51,6 +51,7 @@ from latentboost_lab._checks import (
     check_latent,
 )
 from latentboost_lab.clusters import ClusterIndex
+from latentboost_lab.losses.adaptive_lambda import AdaptiveLambda
 from latentboost_lab.losses.base import LossResult, Objective
 from latentboost_lab.losses.magnet import (
     check_cluster_ids,
@@ -78,8 +79,11 @@ class LatentBoostLoss(Objective):
     """Latent Boost: ``lam * L_dist + (1 - lam) * L_CE``; see the module docstring.
 
     Args:
-        lam: weight of the distance term in [0, 1], or a schedule ``epoch -> lam``
-            (see :mod:`latentboost_lab.schedules`). Default 0.75 (the paper's best on
+        lam: weight of the distance term in [0, 1], a schedule ``epoch -> lam``
+            (see :mod:`latentboost_lab.schedules`), or a λ that adapts during training, an
+            :class:`~.adaptive_lambda.AdaptiveLambda` (issue 18: uncertainty weighting, the
+            gradient ratio, the validation controller; it becomes a sub-module, so its
+            parameters and state are the loss's). Default 0.75 (the paper's best on
             Fashion-MNIST and CIFAR-10; :meth:`for_dataset` picks the paper's value by name).
         margin: hinge margin m >= 0.
         alpha, beta: intra- and inter-cluster weights: a number >= 0, a schedule
@@ -104,8 +108,9 @@ class LatentBoostLoss(Objective):
     An :class:`~.base.Objective`:
     ``loss(logits, latent, labels, epoch, cluster_ids=None, sample_ids=None) -> scalar``; the
     clusters are the classes (the number of logits) or, with K > 1, the index's, so their
-    number is known before the batch (:func:`~.magnet.cluster_layout`). Each call sets ``parts`` (floats for ``lam``, ``alpha``, ``beta``; detached 0-dim tensors
-    for the rest): ``ce``, ``dist``, ``lam``, ``alpha``,
+    number is known before the batch (:func:`~.magnet.cluster_layout`). Each call sets
+    ``parts`` (floats for ``alpha``, ``beta`` and a scheduled ``lam``; detached 0-dim tensors
+    for the rest, an adaptive λ's included): ``ce``, ``dist``, ``lam``, ``alpha``,
     ``beta``, ``pca_k`` (width of the latent when PCA is off), ``sigma2`` (mean variance over
     the batch's clusters) and ``active`` (share of samples whose hinge is active), and
     ``per_sample`` (the detached ``l_i``).
@@ -129,7 +134,7 @@ class LatentBoostLoss(Objective):
         select_k_epoch: int = 1,
     ):
         super().__init__()
-        if not callable(lam):
+        if not callable(lam):  # an AdaptiveLambda is a module: callable, and kept as it is
             lam = check_in_range("lam", lam, 0.0, 1.0)
         self.lam = lam
         self.margin = check_in_range("margin", margin, 0.0)
@@ -159,10 +164,18 @@ class LatentBoostLoss(Objective):
         check_choice("name", name, PAPER_LAMBDA)
         return cls(lam=PAPER_LAMBDA[name], **kwargs)
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether λ adapts during training (an :class:`~.adaptive_lambda.AdaptiveLambda`)."""
+        return isinstance(self.lam, AdaptiveLambda)
+
     def on_epoch_start(self, model: nn.Module, data, epoch: int) -> None:
-        """Refresh the cluster index when K > 1 and a refresh is due; no-op otherwise."""
+        """Refresh the cluster index when K > 1 and a refresh is due, and let an adaptive λ
+        look at the model (the validation controller); no-op otherwise."""
         if self.index is not None:
             self.index.refresh(model, data, epoch)
+        if self.adaptive:
+            self.lam.on_epoch_start(model, data, epoch)
 
     def get_extra_state(self) -> dict:
         """The cluster index (K > 1) goes into ``state_dict()``, so that a resumed run reuses
@@ -174,13 +187,19 @@ class LatentBoostLoss(Objective):
             self.index.load_state(state["index"])
 
     def weights(self, epoch: int) -> tuple[float, float, float]:
-        """``(lam, alpha, beta)`` at ``epoch``, validated."""
+        """``(lam, alpha, beta)`` at ``epoch``, validated (an adaptive λ as it stands now)."""
         epoch = check_int("epoch", epoch, 0)
-        lam = self.lam(epoch) if callable(self.lam) else self.lam
+        if self.adaptive:
+            lam = self.lam.current()
+        else:
+            lam = self.lam(epoch) if callable(self.lam) else self.lam
         lam = check_in_range("lam", lam, 0.0, 1.0)
+        return (lam, *self._alpha_beta(epoch))
+
+    def _alpha_beta(self, epoch: int) -> tuple[float, float]:
         alpha = check_in_range("alpha", self.alpha(epoch), 0.0)
         beta = check_in_range("beta", self.beta(epoch), 0.0)
-        return lam, alpha, beta
+        return alpha, beta
 
     def distance_loss(
         self, latent, labels, epoch: int, cluster_ids=None
@@ -195,7 +214,7 @@ class LatentBoostLoss(Objective):
         return self._distance(latent, labels, epoch, member, cluster_class)
 
     def _distance(self, latent, labels, epoch: int, member, cluster_class):
-        _, alpha, beta = self.weights(epoch)
+        alpha, beta = self._alpha_beta(check_int("epoch", epoch, 0))
         with torch.autocast(latent.device.type, enabled=False):
             z = full_precision(latent)
             if self.pca_variance is None:
@@ -235,7 +254,6 @@ class LatentBoostLoss(Objective):
     def compute_loss(
         self, logits, latent, labels, epoch, cluster_ids=None, sample_ids=None, *, check_values=True
     ):
-        lam, _, _ = self.weights(epoch)
         member, cluster_class = cluster_layout(
             labels,
             num_classes=logits.shape[1],
@@ -248,6 +266,11 @@ class LatentBoostLoss(Objective):
         dist = losses.mean()
         with torch.autocast(logits.device.type, enabled=False):
             ce = F.cross_entropy(full_precision(logits), labels)
-        loss = lam * dist + (1.0 - lam) * ce
+        if self.adaptive:  # λ decided by the strategy (a tensor: no host read)
+            loss, lam, extra = self.lam.combine(ce, dist, latent, epoch)
+            parts.update(extra)
+        else:
+            lam, _, _ = self.weights(epoch)
+            loss = lam * dist + (1.0 - lam) * ce
         parts = {"ce": ce.detach(), "dist": dist.detach(), "lam": lam, **parts}
         return LossResult(loss, parts, losses.detach())
