@@ -432,6 +432,12 @@ def add_compare_parser(sub) -> None:
         help="output folder (default results/DATASET_MODEL, results/GROUP_MODEL with --group)",
     )
     compare.add_argument(
+        "--reference",
+        default="ce",
+        help="the arm every other arm is compared with, paired over seeds, in the report "
+        "(default ce; e.g. latentboost to compare λ strategies with the constant λ)",
+    )
+    compare.add_argument(
         "--report-only",
         action="store_true",
         help="only rewrite summary.md, summary.json and the figures from --out/runs.json",
@@ -595,7 +601,8 @@ def cmd_compare(args) -> int:
     _check_launch_options(args)
     if args.report_only:
         results = Results.load(out)
-        for path in results.write_report():
+        _check_reference(args.reference, results)
+        for path in results.write_report(reference=args.reference):
             print(f"wrote {path}")
         return 0
     if args.threads is not None:
@@ -652,9 +659,21 @@ def cmd_compare(args) -> int:
         results = run_experiment(
             config, out, progress=not args.no_progress, command=command, shard=args.shard
         )
-    print(results.markdown())
+    if args.reference != "ce":  # the runner wrote the report against ce
+        _check_reference(args.reference, results)
+        results.write_report(reference=args.reference)
+    print(results.markdown(reference=args.reference))
     print(f"wrote {out / 'runs.json'}, {out / 'summary.md'} and figures")
     return 0
+
+
+def _check_reference(reference: str, results) -> None:
+    """--reference names an arm of the comparison (a clear error, not an empty table)."""
+    from .results import arms_in
+
+    arms = arms_in(results)
+    if reference not in arms:
+        raise ValueError(f"--reference: {reference!r} is not an arm of this comparison {arms}")
 
 
 def _submit(args, config, out: Path, command: str | None) -> int:
@@ -693,9 +712,21 @@ def _submit(args, config, out: Path, command: str | None) -> int:
         raise RuntimeError(f"{len(failed)} of {len(jobs)} jobs failed ({'; '.join(failed)})")
     results = Results.load(out)
     results.write_report()
-    print(results.markdown())
+    if args.reference != "ce":  # the runner wrote the report against ce
+        _check_reference(args.reference, results)
+        results.write_report(reference=args.reference)
+    print(results.markdown(reference=args.reference))
     print(f"wrote {out / 'runs.json'}, {out / 'summary.md'} and figures")
     return 0
+
+
+def _check_reference(reference: str, results) -> None:
+    """--reference names an arm of the comparison (a clear error, not an empty table)."""
+    from .results import arms_in
+
+    arms = arms_in(results)
+    if reference not in arms:
+        raise ValueError(f"--reference: {reference!r} is not an arm of this comparison {arms}")
 
 
 def add_merge_parser(sub) -> None:

@@ -46,6 +46,7 @@ from ._checks import check_choice, check_in_range, check_int
 from .config import DEFAULTS
 from .losses import as_objective
 from .models import MEMORY_FORMATS, preferred_memory_format
+from .nonfinite import NonFiniteLossError
 from .provenance import provenance
 from .recipes import LAMBDA_STRATEGIES, LOSSES, READINGS, make_loss, resolve_reading
 from .results import Arm, merge_arms, run_key, settings_difference
@@ -584,16 +585,25 @@ def _train_one(
 
     model, loss = _build_run(config, arm, data, seed)
     started = time.perf_counter()
-    history = fit(
-        model,
-        data,
-        loss,
-        **_fit_kwargs(config, arm, seed, progress),
-        epochs=config.epochs,
-        patience=config.patience,
-        checkpoint=checkpoint_path(out_dir, arm, seed),
-        resume=True,
-    )
+    diverged = None
+    try:
+        history = fit(
+            model,
+            data,
+            loss,
+            **_fit_kwargs(config, arm, seed, progress),
+            epochs=config.epochs,
+            patience=config.patience,
+            checkpoint=checkpoint_path(out_dir, arm, seed),
+            resume=True,
+        )
+    except NonFiniteLossError as err:
+        if not err.history or not err.history.epochs:
+            raise  # not one epoch finished: nothing to evaluate, and likely a bug
+        # A run that diverged is an outcome of its arm (issue 18: is an adaptive λ stable?):
+        # recorded with its finished epochs, evaluated at the last of them, and counted.
+        history = err.history
+        diverged = {"message": str(err), "epoch": err.epoch, "step": err.step, "part": err.part}
     if history.interrupted:
         return None
     grouped = data.has_sub_labels
@@ -611,6 +621,8 @@ def _train_one(
         "test": test_metrics(model, data, loss, config.pca_variance, arm.classifier),
         "seconds": time.perf_counter() - started,  # this session's share when resumed
     }
+    if diverged is not None:
+        entry["diverged"] = diverged
     if grouped or "num_clusters" in dict(arm.options):
         entry["k_per_class"] = clusters["k_per_class"]
     if grouped:  # how much of the hidden sub-classes the latent keeps (issue 18)

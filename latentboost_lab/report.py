@@ -78,6 +78,12 @@ HISTORY_METRICS = {
     "seconds_to_ref": False,
     "seconds_per_epoch": False,
     "pca_k": None,
+    # λ per epoch (the epoch's mean over its steps; issue 18's adaptive λ): no verdict
+    "lam_first": None,
+    "lam_last": None,
+    "lam_min": None,
+    "lam_max": None,
+    "diverged": False,  # 1 when the run stopped on a non-finite loss (the runner records it)
 }
 
 
@@ -142,6 +148,11 @@ def _history_values(run: dict, reference_run: dict | None) -> dict:
     pca_k = [e["pca_k"] for e in epochs if "pca_k" in e]
     if pca_k:
         values["pca_k"] = float(np.mean(pca_k))
+    lam = [e["lam"] for e in epochs if "lam" in e]
+    if lam:
+        values |= {"lam_first": lam[0], "lam_last": lam[-1], "lam_min": min(lam),
+                   "lam_max": max(lam)}  # fmt: skip
+    values["diverged"] = int("diverged" in run)
     if reference_run is not None:
         ref_key = reference_run.get("monitor", "val_acc")
         reference = [e.get(ref_key, math.nan) for e in reference_run["history"]["epochs"]]
@@ -467,11 +478,44 @@ def markdown(results, reference: str = "ce", *, summary: dict | None = None) -> 
         "are computed on the test latents (raw, and projected on the principal components "
         f"keeping {fixed.get('pca_variance', 0.95):g} of their variance).",
     ]
+    lines += _lambda_markdown(summary)
     if summary.get("subclass"):
         lines += _subclass_markdown(summary)
     if summary.get("ood"):
         lines += _ood_markdown(summary, fixed)
     return "\n".join(lines) + "\n"
+
+
+def _lambda_markdown(summary: dict) -> list[str]:
+    """λ over training and the runs that diverged, per arm: only when some arm's λ moved during
+    training (a λ schedule or strategy, issue 18) or some run diverged."""
+    arms = summary["arms"]
+    moved = any(
+        e["metrics"].get("lam_min", {}).get("mean") != e["metrics"].get("lam_max", {}).get("mean")
+        for e in arms.values()
+        if "lam_min" in e["metrics"]
+    )
+    diverged = {n: round(e["metrics"]["diverged"]["mean"] * e["metrics"]["diverged"]["n"])
+                for n, e in arms.items() if "diverged" in e["metrics"]}  # fmt: skip
+    if not moved and not any(diverged.values()):
+        return []
+    lines = [
+        "",
+        "## λ during training",
+        "",
+        "λ of each epoch (the mean over its steps), mean ± std over seeds; runs that stopped on a "
+        "non-finite loss (their test metrics are those of their last finite epoch):",
+        "",
+        "| arm | first epoch | last epoch | lowest | highest | diverged runs |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, entry in arms.items():
+        m = entry["metrics"]
+        cells = " | ".join(
+            _fmt(m.get(k), 1, 3) for k in ("lam_first", "lam_last", "lam_min", "lam_max")
+        )
+        lines.append(f"| {name} | {cells} | {diverged.get(name, 0)} of {len(entry['seeds'])} |")
+    return lines
 
 
 # The sub-class table's columns: (metric, heading, scale, digits).

@@ -154,3 +154,51 @@ def test_the_runner_names_the_strategy_arms():
         make_loss("latentboost", lam_strategy="uncertainty").lam, UncertaintyWeighting
     )
     assert LatentBoostLoss(lam=GradientRatio()).adaptive
+
+
+def test_a_run_that_diverges_is_recorded_and_counted_not_fatal(tmp_path, monkeypatch):
+    # Stability is measured, not assumed: the runner keeps a diverged run (its finished epochs,
+    # evaluated at the last of them), goes on with the others, and the report counts it.
+    from latentboost_lab import training
+    from latentboost_lab.experiments import ExperimentConfig, run_experiment
+    from latentboost_lab.nonfinite import NonFiniteLossError
+
+    real_fit = training.fit
+
+    def fit_that_diverges_in_epoch_2(model, data, loss, **kwargs):
+        if not getattr(loss, "adaptive", False):
+            return real_fit(model, data, loss, **kwargs)
+        history = real_fit(model, data, loss, **{**kwargs, "epochs": 1, "checkpoint": None,
+                                                 "resume": False})  # fmt: skip
+        err = NonFiniteLossError("the loss became nan at epoch 1, step 3 (L_dist)", 1, 3, "L_dist")
+        err.history = history
+        raise err
+
+    monkeypatch.setattr(training, "fit", fit_that_diverges_in_epoch_2)
+    config = ExperimentConfig(dataset="digits", arms=parse_arms("latentboost",
+                              lam_strategies=["grad_ratio"]), seeds=(0, 1), epochs=2,
+                              n_train=200, n_test=100, batch_size=64, device="cpu")  # fmt: skip
+    results = run_experiment(config, tmp_path, progress=False)
+    run = results.runs["latentboost-lam_grad_ratio/seed0"]
+    assert run["diverged"]["part"] == "L_dist" and run["diverged"]["epoch"] == 1
+    assert len(run["history"]["epochs"]) == 1 and 0.0 <= run["test"]["acc"] <= 1.0
+    assert "diverged" not in results.runs["latentboost/seed0"]
+    summary = results.summary(reference="latentboost")
+    assert summary["arms"]["latentboost-lam_grad_ratio"]["metrics"]["diverged"]["mean"] == 1.0
+    text = (tmp_path / "summary.md").read_text()
+    assert "## λ during training" in text and "| 2 of 2 |" in text
+
+
+def test_compare_reports_against_the_reference_arm_it_is_given(tmp_path, capsys):
+    from latentboost_lab import cli
+
+    out = tmp_path / "lam"
+    argv = ["compare", "--dataset", "digits", "--arms", "latentboost", "--lam-strategies",
+            "warmup", "--epochs", "2", "--seeds", "1", "--n-train", "200", "--n-test", "100",
+            "--device", "cpu", "--no-progress", "--out", str(out), "--reference", "latentboost"]  # fmt: skip
+    assert cli.main(argv) == 0
+    text = (out / "summary.md").read_text()
+    assert "## Against `latentboost`" in text and "| latentboost-lam_warmup |" in text
+    assert "## λ during training" in text  # the warm-up's λ moved: 0 at epoch 0
+    code = cli.main(["compare", "--report-only", "--out", str(out), "--reference", "ce"])
+    assert code != 0 and "--reference: 'ce' is not an arm" in capsys.readouterr().err
