@@ -104,6 +104,14 @@ def _device_arg(text: str) -> str:
     return text
 
 
+def _arm_name(text: str) -> str:
+    """``type=`` of --reference: one arm's name (whether it ran is checked against runs.json)."""
+    name = text.strip()
+    if not name or "," in name:
+        raise argparse.ArgumentTypeError(f"give one arm's name, such as ce, got {text!r}")
+    return name
+
+
 def _writable_folder(option: str, folder) -> Path:
     """Create ``folder`` and check that a file can be written in it, before any training: a
     typo or a read-only place is reported at once, not after the run."""
@@ -433,6 +441,7 @@ def add_compare_parser(sub) -> None:
     )
     compare.add_argument(
         "--reference",
+        type=_arm_name,
         default="ce",
         help="the arm every other arm is compared with, paired over seeds, in the report "
         "(default ce; e.g. latentboost to compare λ strategies with the constant λ)",

@@ -78,12 +78,6 @@ HISTORY_METRICS = {
     "seconds_to_ref": False,
     "seconds_per_epoch": False,
     "pca_k": None,
-    # λ per epoch (the epoch's mean over its steps; issue 18's adaptive λ): no verdict
-    "lam_first": None,
-    "lam_last": None,
-    "lam_min": None,
-    "lam_max": None,
-    "diverged": False,  # 1 when the run stopped on a non-finite loss (the runner records it)
 }
 
 
@@ -148,11 +142,6 @@ def _history_values(run: dict, reference_run: dict | None) -> dict:
     pca_k = [e["pca_k"] for e in epochs if "pca_k" in e]
     if pca_k:
         values["pca_k"] = float(np.mean(pca_k))
-    lam = [e["lam"] for e in epochs if "lam" in e]
-    if lam:
-        values |= {"lam_first": lam[0], "lam_last": lam[-1], "lam_min": min(lam),
-                   "lam_max": max(lam)}  # fmt: skip
-    values["diverged"] = int("diverged" in run)
     if reference_run is not None:
         ref_key = reference_run.get("monitor", "val_acc")
         reference = [e.get(ref_key, math.nan) for e in reference_run["history"]["epochs"]]
@@ -232,7 +221,33 @@ def summarise(results, reference: str = "ce") -> dict:
     ood = _summarise_ood(by_arm, list(values), reference)
     if ood:  # only runs evaluated out of distribution (issue 16) have these
         summary["ood"] = ood
+    lam = _summarise_lambda(by_arm, list(values))
+    if lam:  # only where λ moved during a run or a run diverged (issue 18)
+        summary["lambda"] = lam
     return summary
+
+
+def _summarise_lambda(by_arm: dict, arms: list[str]) -> dict:
+    """``{arm: {"lam_first"|"lam_last"|"lam_min"|"lam_max": stats, "diverged": count,
+    "runs": n}}`` from each run's λ per epoch (the epoch's mean over its steps), or {} when no
+    run's λ moved and no run diverged."""
+    out, relevant = {}, False
+    for name in arms:
+        runs = list(by_arm[name].values())
+        lams = [[e["lam"] for e in r["history"]["epochs"] if "lam" in e] for r in runs]
+        lams = [lam for lam in lams if lam]
+        diverged = sum("diverged" in r for r in runs)
+        relevant |= diverged > 0 or any(min(lam) != max(lam) for lam in lams)
+        entry = {"diverged": diverged, "runs": len(runs)}
+        if lams:
+            entry |= {
+                "lam_first": _stats([lam[0] for lam in lams]),
+                "lam_last": _stats([lam[-1] for lam in lams]),
+                "lam_min": _stats([min(lam) for lam in lams]),
+                "lam_max": _stats([max(lam) for lam in lams]),
+            }
+        out[name] = entry
+    return out if relevant else {}
 
 
 def _summarise_subclass(by_arm: dict, arms: list[str], reference: str) -> dict:
@@ -487,34 +502,23 @@ def markdown(results, reference: str = "ce", *, summary: dict | None = None) -> 
 
 
 def _lambda_markdown(summary: dict) -> list[str]:
-    """λ over training and the runs that diverged, per arm: only when some arm's λ moved during
-    training (a λ schedule or strategy, issue 18) or some run diverged."""
-    arms = summary["arms"]
-    moved = any(
-        e["metrics"].get("lam_min", {}).get("mean") != e["metrics"].get("lam_max", {}).get("mean")
-        for e in arms.values()
-        if "lam_min" in e["metrics"]
-    )
-    diverged = {n: round(e["metrics"]["diverged"]["mean"] * e["metrics"]["diverged"]["n"])
-                for n, e in arms.items() if "diverged" in e["metrics"]}  # fmt: skip
-    if not moved and not any(diverged.values()):
+    """λ over training and the runs that diverged, per arm (see :func:`_summarise_lambda`)."""
+    if not summary.get("lambda"):
         return []
     lines = [
         "",
         "## λ during training",
         "",
-        "λ of each epoch (the mean over its steps), mean ± std over seeds; runs that stopped on a "
-        "non-finite loss (their test metrics are those of their last finite epoch):",
+        "λ of each epoch (the mean over its steps), mean ± std over seeds; diverged: runs that "
+        "stopped on a non-finite loss (their test metrics are those of their last finite epoch):",
         "",
         "| arm | first epoch | last epoch | lowest | highest | diverged runs |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, entry in arms.items():
-        m = entry["metrics"]
-        cells = " | ".join(
-            _fmt(m.get(k), 1, 3) for k in ("lam_first", "lam_last", "lam_min", "lam_max")
-        )
-        lines.append(f"| {name} | {cells} | {diverged.get(name, 0)} of {len(entry['seeds'])} |")
+    for name, entry in summary["lambda"].items():
+        keys = ("lam_first", "lam_last", "lam_min", "lam_max")
+        cells = " | ".join(_fmt(entry.get(k), 1, 3) for k in keys)
+        lines.append(f"| {name} | {cells} | {entry['diverged']} of {entry['runs']} |")
     return lines
 
 

@@ -44,7 +44,6 @@ from .models import preferred_memory_format
 from .nonfinite import NonFiniteGuard, NonFiniteLossError
 from .results import History
 from .runstore import atomic_write
-from .threads import thread_settings
 
 __all__ = [
     "Checkpointer",
@@ -191,8 +190,9 @@ def fit(
         and ResNet-18 on the CPU, where it is faster (``benchmarks/bench_roofline.py``), NCHW
         elsewhere. The two formats give the same run up to float rounding (the last bits of a
         convolution's sums, which then grow over the epochs), so ``history.config`` records
-        ``memory_format`` (and the torch ``threads`` and OpenMP's wait policy, see
-        :mod:`latentboost_lab.threads`) and a run reproduces with its recorded setting.
+        ``memory_format`` (and the torch ``threads``, which can change a sum's order too;
+        OpenMP's wait policy changes only the speed and is in ``runs.json``'s environment, see
+        :mod:`latentboost_lab.threads`), and a run reproduces with its recorded setting.
     Under ``torchrun`` (a process group initialised, e.g. by
     :func:`latentboost_lab.distributed.init_from_env`) one run spans the processes: the model in
     DistributedDataParallel, each process on its shard of every batch, the loss on the gathered
@@ -263,8 +263,7 @@ def fit(
                               "batch_size": batch_size, "seed": seed, "monitor": monitor,
                               "patience": patience, "device": str(data.device),
                               "memory_format": "channels_last" if channels_last else "contiguous",
-                              "threads": torch.get_num_threads(),
-                              "omp_wait_policy": thread_settings()["omp_wait_policy"]})  # fmt: skip
+                              "threads": torch.get_num_threads()})  # fmt: skip
     stopper = EarlyStopping(monitor, patience)
     saver = Checkpointer(checkpoint, model, loss, optimizer, scheduler) if checkpoint else None
     start = 0

@@ -184,7 +184,7 @@ def test_a_run_that_diverges_is_recorded_and_counted_not_fatal(tmp_path, monkeyp
     assert len(run["history"]["epochs"]) == 1 and 0.0 <= run["test"]["acc"] <= 1.0
     assert "diverged" not in results.runs["latentboost/seed0"]
     summary = results.summary(reference="latentboost")
-    assert summary["arms"]["latentboost-lam_grad_ratio"]["metrics"]["diverged"]["mean"] == 1.0
+    assert summary["lambda"]["latentboost-lam_grad_ratio"]["diverged"] == 2
     text = (tmp_path / "summary.md").read_text()
     assert "## λ during training" in text and "| 2 of 2 |" in text
 

@@ -309,7 +309,7 @@ def test_cli_passes_the_launch_options_on(tmp_path, monkeypatch, capsys):
 
     sequential = Results({"runs": {}, "config": {}}, tmp_path / "runs.json")
     monkeypatch.setattr(launch, "run_jobs", fake("jobs", sequential))
-    monkeypatch.setattr(Results, "markdown", lambda self: "table")
+    monkeypatch.setattr(Results, "markdown", lambda self, reference="ce": "table")
     common = ["compare", "--arms", "ce", "--out", str(tmp_path), "--device", "cpu"]
     assert cli.main([*common, "--jobs", "3", "--devices", "cpu", "--shard", "2/4"]) == 0
     _, out, kwargs = calls["jobs"]

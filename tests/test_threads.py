@@ -90,5 +90,6 @@ def test_runs_record_the_threads_and_the_policy():
     model = SmallCNN(in_channels=1, num_classes=10, latent_dim=8, image_size=8)
     history = fit(model, data, epochs=1, progress=False, eval_test=False)
     assert history.config["threads"] == torch.get_num_threads()
-    assert history.config["omp_wait_policy"] in ("PASSIVE", "ACTIVE", "default")
-    assert provenance()["omp_wait_policy"] == history.config["omp_wait_policy"]
+    # the policy changes the speed only: it is part of the environment, not of the run
+    assert provenance()["omp_wait_policy"] in ("PASSIVE", "ACTIVE", "default")
+    assert "omp_wait_policy" not in history.config
