@@ -331,6 +331,8 @@ def _load_matching(config: ExperimentConfig, out_dir: Path) -> Results | None:
     if not path.exists():
         return None
     results = Results.load(path)
+    # "auto" continues in the folder's format (its runs.json before the setting: NCHW).
+    config.memory_format = resolve_memory_format(config, results.config.get("fixed", {}))
     now = json.loads(json.dumps(config.fixed(), default=float))
     details = settings_difference(results.config.get("fixed", {}), now)
     if details:

@@ -142,6 +142,12 @@ def test_a_folder_from_before_the_setting_continues_in_nchw(tmp_path, monkeypatc
     assert calls == [False]
     assert more.runs["ce/seed1"]["history"]["config"]["memory_format"] == "contiguous"
     assert "memory_format" not in Results.load(tmp_path).config["fixed"]
+    # the time estimate reads the folder the same way (and trains as the comparison would)
+    from latentboost_lab.estimate import estimate_time
+
+    calls.clear()
+    estimate_time(tiny_config(seeds=(2,)), epochs=1, out_dir=tmp_path, progress=False)
+    assert calls == [False]
 
 
 def test_the_command_line_passes_the_layout(tmp_path, monkeypatch):
