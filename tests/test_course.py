@@ -116,7 +116,7 @@ def test_the_notebooks_have_a_medium_setting_and_store_medium_outputs():
     """The notebooks whose configuration this task owns pick a MEDIUM value and were executed
     in MEDIUM (the environment line stored in their outputs says so)."""
     nbformat = pytest.importorskip("nbformat")
-    for stem in ("01", "02", "03", "04", "05", "07", "08"):
+    for stem in ("01", "02", "03", "04", "05", "07", "08", "09"):
         (twin,) = ROOT.glob(f"tutorials/{stem}_*.py")
         assert "medium=" in twin.read_text(encoding="utf-8"), twin
         notebook = nbformat.read(ROOT / "notebooks" / f"{twin.stem}.ipynb", as_version=4)
