@@ -112,6 +112,10 @@ def run_key(arm: Arm, seed: int) -> str:
     return f"{arm.name}/seed{seed}"
 
 
+#: The lists of runs.json that each invocation appends to (its command line and its machine).
+LOGS = ("commands", "environment")
+
+
 class Results:
     """The runs of a comparison as stored in ``runs.json``: ``results.runs[key]`` is a dict with
     ``arm``, ``seed``, ``history`` (as :class:`~latentboost_lab.training.History`'s dict),
@@ -120,9 +124,10 @@ class Results:
     def __init__(self, document: dict, path: Path | None = None):
         self.document = document
         self.path = path
-        # How many entries of "commands" (and "environment") are on disk already: the ones
-        # after it are this process's, added to the file at the next save.
-        self._saved_log = 0
+        # How many entries of "commands" and of "environment" are on disk already: the ones
+        # after them are this process's, added to the file at the next save. Counted per list:
+        # the two need not be as long as each other (a file edited by hand).
+        self._saved_log = {"commands": 0, "environment": 0}
 
     @property
     def runs(self) -> dict[str, dict]:
@@ -149,7 +154,7 @@ class Results:
         if not isinstance(document, dict) or "runs" not in document or "config" not in document:
             raise ValueError(f"{path} is not a runs.json written by run_experiment")
         results = cls(document, path)
-        results._saved_log = len(document.get("commands", []))
+        results._saved_log = {log: len(document.get(log, [])) for log in LOGS}
         return results
 
     def save(self) -> None:
@@ -170,12 +175,12 @@ class Results:
             config = disk["config"]
             config["arms"] = merge_arms(config.get("arms", []), self.config["arms"])
             config["seeds"] = sorted(set(config["seeds"]) | set(self.config["seeds"]))
-            for log in ("commands", "environment"):
-                disk.setdefault(log, []).extend(self.document.get(log, [])[self._saved_log :])
+            for log in LOGS:
+                disk.setdefault(log, []).extend(self.document.get(log, [])[self._saved_log[log] :])
             return disk
 
         self.document = locked_update(self.path, merge)
-        self._saved_log = len(self.document.get("commands", []))
+        self._saved_log = {log: len(self.document.get(log, [])) for log in LOGS}
 
     def history(self, key: str) -> History:
         return History(**self.runs[key]["history"])

@@ -351,3 +351,23 @@ def test_the_readmes_commands_parse_and_go_together():
         args = parser.parse_args(shlex.split(command)[1:])
         if args.command == "compare":
             cli._check_launch_options(args)
+
+
+def test_saving_appends_each_invocations_log_once_even_when_the_lists_differ(tmp_path):
+    # A runs.json whose "commands" and "environment" are not as long as each other (a command
+    # removed by hand): every later save must add this invocation's entries once, not again
+    # and again (the bug that filled a committed runs.json with 258 copies).
+    folder = fake_folder(tmp_path / "a", {"ce/seed0": fake_run(0.5)})
+    path = folder / "runs.json"
+    document = json.loads(path.read_text())
+    document["environment"].append({"date": "earlier"})  # 1 command, 2 environments
+    path.write_text(json.dumps(document))
+    results = Results.load(folder)
+    results.document["commands"].append("again")
+    results.document["environment"].append({"date": "now"})
+    for seed in (1, 2, 3):
+        results.runs[f"ce/seed{seed}"] = fake_run(0.5 + seed / 10)
+        results.save()
+    saved = json.loads(path.read_text())
+    assert saved["commands"] == ["made", "again"]
+    assert [e["date"] for e in saved["environment"]][1:] == ["earlier", "now"]
