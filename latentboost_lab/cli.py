@@ -442,9 +442,10 @@ def add_compare_parser(sub) -> None:
     compare.add_argument(
         "--reference",
         type=_arm_name,
-        default="ce",
+        default=None,
         help="the arm every other arm is compared with, paired over seeds, in the report "
-        "(default ce; e.g. latentboost to compare λ strategies with the constant λ)",
+        "(default ce, when it ran; e.g. latentboost to compare λ strategies with the constant "
+        "λ); give it again with --report-only",
     )
     compare.add_argument(
         "--report-only",
@@ -610,8 +611,7 @@ def cmd_compare(args) -> int:
     _check_launch_options(args)
     if args.report_only:
         results = Results.load(out)
-        _check_reference(args.reference, results)
-        for path in results.write_report(reference=args.reference):
+        for path in results.write_report(reference=_reference(args, results)):
             print(f"wrote {path}")
         return 0
     if args.threads is not None:
@@ -668,21 +668,25 @@ def cmd_compare(args) -> int:
         results = run_experiment(
             config, out, progress=not args.no_progress, command=command, shard=args.shard
         )
-    if args.reference != "ce":  # the runner wrote the report against ce
-        _check_reference(args.reference, results)
-        results.write_report(reference=args.reference)
-    print(results.markdown(reference=args.reference))
+    reference = _reference(args, results)
+    if reference != "ce":  # the runner wrote the report against ce
+        results.write_report(reference=reference)
+    print(results.markdown(reference=reference))
     print(f"wrote {out / 'runs.json'}, {out / 'summary.md'} and figures")
     return 0
 
 
-def _check_reference(reference: str, results) -> None:
-    """--reference names an arm of the comparison (a clear error, not an empty table)."""
+def _reference(args, results) -> str:
+    """The report's reference arm: --reference when given (checked to be an arm of the
+    comparison: a clear error, not an empty table), else ce."""
     from .results import arms_in
 
+    if args.reference is None:
+        return "ce"
     arms = arms_in(results)
-    if reference not in arms:
-        raise ValueError(f"--reference: {reference!r} is not an arm of this comparison {arms}")
+    if args.reference not in arms:
+        raise ValueError(f"--reference: {args.reference!r} is not an arm of this comparison {arms}")
+    return args.reference
 
 
 def _submit(args, config, out: Path, command: str | None) -> int:
@@ -720,22 +724,11 @@ def _submit(args, config, out: Path, command: str | None) -> int:
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(jobs)} jobs failed ({'; '.join(failed)})")
     results = Results.load(out)
-    results.write_report()
-    if args.reference != "ce":  # the runner wrote the report against ce
-        _check_reference(args.reference, results)
-        results.write_report(reference=args.reference)
-    print(results.markdown(reference=args.reference))
+    reference = _reference(args, results)
+    results.write_report(reference=reference)
+    print(results.markdown(reference=reference))
     print(f"wrote {out / 'runs.json'}, {out / 'summary.md'} and figures")
     return 0
-
-
-def _check_reference(reference: str, results) -> None:
-    """--reference names an arm of the comparison (a clear error, not an empty table)."""
-    from .results import arms_in
-
-    arms = arms_in(results)
-    if reference not in arms:
-        raise ValueError(f"--reference: {reference!r} is not an arm of this comparison {arms}")
 
 
 def add_merge_parser(sub) -> None:

@@ -238,6 +238,14 @@ class ExperimentConfig:
         self.memory_format = check_choice("memory_format", self.memory_format,
                                           ("auto", *MEMORY_FORMATS))  # fmt: skip
         self.group = _checked_group(self.group, self.dataset)
+        controlled = [
+            a.name for a in self.arms if dict(a.options).get("lam_strategy") == "controller"
+        ]
+        if controlled and self.val_size == 0:
+            raise ValueError(
+                f"arms {controlled} steer λ by the validation accuracy: they need val_size > 0 "
+                "(--val-size on the command line)"
+            )
         needs_group = [a.name for a in self.arms if dict(a.options).get("num_clusters") == "sub"]
         if needs_group and self.group is None:
             raise ValueError(

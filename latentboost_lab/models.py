@@ -47,9 +47,10 @@ LATENTS = ("embedding", "pooled", "features")
 
 #: The memory formats a model can train in: torch's default NCHW and NHWC.
 MEMORY_FORMATS = ("contiguous", "channels_last")
-#: Each named model's fastest layout on the CPU (``benchmarks/bench_roofline.py``): SmallCNN's
-#: step took 0.44-0.84 of NCHW's time in channels_last, ResNet-18's 0.64-1.00, VGG-11-BN's
-#: 0.83-1.12 (no winner).
+#: Each named model's fastest layout on the CPU (``benchmarks/bench_roofline.py``): on the quiet
+#: machine SmallCNN's step took 0.71-0.72 of NCHW's time in channels_last, ResNet-18's 0.78-0.89,
+#: VGG-11-BN's 1.03-1.10 (slower in all 4); two busy-machine runs gave 0.44-0.84, 0.64-1.00 and
+#: 0.83-1.12.
 CPU_MEMORY_FORMAT = {
     "small_cnn": "channels_last",
     "vgg11_bn": "contiguous",

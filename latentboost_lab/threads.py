@@ -16,8 +16,9 @@ cross-entropy               88        234                         89
 Latent Boost                91        260                         99
 ==========================  ========  ==========================  ======================
 
-and on the idle machine 85 / 48 / 55 ms (cross-entropy): the passive policy keeps most of the
-second thread's gain and never falls behind one thread. So importing ``latentboost_lab`` sets
+and on the idle machine 85 / 48 / 55 ms (cross-entropy): the passive policy took 1.00-1.09x one
+thread's time beside the neighbour (never the default policy's 2.65-2.85x) and kept most of the
+second thread's gain on the idle machine. So importing ``latentboost_lab`` sets
 ``OMP_WAIT_POLICY=PASSIVE`` in the environment unless it is set already (set it to ``ACTIVE``
 before starting Python to keep spinning threads) and keeps torch's thread count. OpenMP reads
 the policy once, when torch is first imported: it applies to a process (a notebook's kernel,
@@ -44,8 +45,9 @@ _STATE: dict = {}
 
 def set_default_wait_policy() -> None:
     """Put ``OMP_WAIT_POLICY=PASSIVE`` in the environment unless it is set (the user's choice
-    stands), and note whether torch had already started (then OpenMP keeps the policy it read
-    at that time, and only the next process gets this one)."""
+    stands) or torch has started already (then OpenMP keeps the policy it read then, and the
+    environment is left alone: a child process gets the passive policy only by importing
+    ``latentboost_lab`` before torch itself, as the runner's workers do)."""
     torch_started = "torch" in sys.modules
     chosen = os.environ.get("OMP_WAIT_POLICY")
     if chosen is None and not torch_started:

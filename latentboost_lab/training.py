@@ -190,9 +190,11 @@ def fit(
         and ResNet-18 on the CPU, where it is faster (``benchmarks/bench_roofline.py``), NCHW
         elsewhere. The two formats give the same run up to float rounding (the last bits of a
         convolution's sums, which then grow over the epochs), so ``history.config`` records
-        ``memory_format`` (and the torch ``threads``, which can change a sum's order too;
-        OpenMP's wait policy changes only the speed and is in ``runs.json``'s environment, see
-        :mod:`latentboost_lab.threads`), and a run reproduces with its recorded setting.
+        ``memory_format`` and the torch ``threads`` (which can change a sum's order too; a
+        resumed run with other threads adds ``threads_when_resumed``), and a run reproduces
+        with its recorded setting. A resumed run continues in its checkpoint's format (an
+        explicit other one is refused). OpenMP's wait policy changes only the speed: it is in
+        ``runs.json``'s environment (:mod:`latentboost_lab.threads`).
     Under ``torchrun`` (a process group initialised, e.g. by
     :func:`latentboost_lab.distributed.init_from_env`) one run spans the processes: the model in
     DistributedDataParallel, each process on its shard of every batch, the loss on the gathered
@@ -223,8 +225,15 @@ def fit(
         data = data.to(target) if target != data.device else data
     model.to(data.device)
     loss.to(data.device)
-    if channels_last is None:  # the model's own choice on this device (models.py, issue 20)
-        channels_last = preferred_memory_format(model, data.device) == "channels_last"
+    recorded = _recorded_memory_format(checkpoint) if resume else None
+    if channels_last is None:  # a resumed run's own format, else the model's choice (issue 20)
+        chosen = recorded or preferred_memory_format(model, data.device)
+        channels_last = chosen == "channels_last"
+    elif recorded is not None and recorded != ("channels_last" if channels_last else "contiguous"):
+        raise ValueError(
+            f"channels_last={channels_last}, but the run in {checkpoint} trained in {recorded}: "
+            "resume it in its own format (channels_last=None) or start a new checkpoint"
+        )
     if channels_last:
         model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compile else model
@@ -253,6 +262,8 @@ def fit(
     if optimizer is None:
         params = list(model.parameters()) + list(loss.parameters())
         optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    else:
+        _warn_unoptimised_loss_parameters(loss, optimizer)
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1))
         if lr_schedule
@@ -269,6 +280,8 @@ def fit(
     start = 0
     if resume and Path(checkpoint).exists():
         history = saver.restore(_model_config(model, data, loss), stopper, data.device)
+        if history.config.get("threads") != torch.get_num_threads():  # noted, not refused
+            history.config["threads_when_resumed"] = torch.get_num_threads()
         # A run that had already stopped early is finished: resuming it must not train on.
         start = epochs if history.stopped_early else len(history.epochs)
     else:
@@ -552,6 +565,28 @@ def _model_config(model: nn.Module, data, loss: nn.Module) -> dict:
         "variance_gradient": getattr(loss, "variance_gradient", True),
         "group": getattr(data.info, "group", ""),  # a super-class task's grouping ("": none)
     }
+
+
+def _warn_unoptimised_loss_parameters(loss: nn.Module, optimizer) -> None:
+    """A loss with parameters of its own (Center loss's centres, uncertainty weighting's
+    log-variances) learns them only through the optimizer: say so when the one given leaves
+    them out, instead of training with them frozen."""
+    given = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    left_out = [n for n, p in loss.named_parameters() if p.requires_grad and id(p) not in given]
+    if left_out:
+        warnings.warn(
+            f"the loss's parameters {left_out} are not in the optimizer given, so they stay as "
+            "they are; add loss.parameters() to it (fit's default optimizer has them)",
+            stacklevel=3,
+        )
+
+
+def _recorded_memory_format(checkpoint) -> str | None:
+    """The memory format the run in ``checkpoint`` trained in (None: no checkpoint there yet;
+    a checkpoint written before the format was recorded trained in NCHW, "contiguous")."""
+    if checkpoint is None or not Path(checkpoint).exists():
+        return None
+    return load_checkpoint(checkpoint)["config"].get("memory_format", "contiguous")
 
 
 def _split_size(data, name: str) -> int:

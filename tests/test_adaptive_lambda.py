@@ -202,3 +202,35 @@ def test_compare_reports_against_the_reference_arm_it_is_given(tmp_path, capsys)
     assert "## λ during training" in text  # the warm-up's λ moved: 0 at epoch 0
     code = cli.main(["compare", "--report-only", "--out", str(out), "--reference", "ce"])
     assert code != 0 and "--reference: 'ce' is not an arm" in capsys.readouterr().err
+    # without --reference a folder without ce still reports (no paired tests), as before
+    assert cli.main(["compare", "--report-only", "--out", str(out)]) == 0
+    assert "## Against" not in (out / "summary.md").read_text()
+
+
+def test_strategies_refuse_what_they_cannot_do_before_training(digits):
+    # The gradient ratio needs the logits to depend on the latent it is given (not the
+    # 'features' reading); the controller needs a validation split, checked at epoch 0.
+    model = small_model()
+    model.latent = "features"
+    loss = make_loss("latentboost", data=digits, lam_strategy="grad_ratio")
+    with pytest.raises(ValueError, match="'embedding' or 'pooled' latent"):
+        fit(model, digits, loss, epochs=1, progress=False)
+    no_val = load_dataset("digits", n_train=300, val_size=0.0, seed=0)
+    controller = make_loss("latentboost", data=no_val, lam_strategy="controller")
+    trained = []
+    with pytest.raises(ValueError, match="needs a validation split"):
+        fit(small_model(), no_val, controller, epochs=2, progress=False,
+            callbacks=[lambda h, m: trained.append(len(h))])  # fmt: skip
+    assert trained == []  # refused before the first epoch
+
+
+def test_learned_weights_left_out_of_a_given_optimizer_are_named(digits):
+    model = small_model()
+    loss = make_loss("latentboost", data=digits, lam_strategy="uncertainty")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # without the loss's parameters
+    with pytest.warns(UserWarning, match="log_var_ce"):
+        fit(model, digits, loss, epochs=1, optimizer=optimizer, progress=False)
+    with pytest.raises(ValueError, match="need val_size > 0"):
+        from latentboost_lab.experiments import ExperimentConfig
+
+        ExperimentConfig(arms=parse_arms("latentboost", lam_strategies=["controller"]), val_size=0)

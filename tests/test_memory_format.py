@@ -161,3 +161,23 @@ def test_the_command_line_passes_the_layout(tmp_path, monkeypatch):
     assert code == 0 and calls == [False]
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["train", "--memory-format", "nhwc"])
+
+
+def test_a_resumed_run_keeps_its_checkpoints_format(digits, tmp_path):
+    # A run started in NCHW (or before the format was recorded) continues in NCHW when resumed
+    # with the default; asking for the other format is refused, naming both.
+    ckpt = tmp_path / "run.pt"
+
+    def stop_after_one(history, model):
+        if len(history) == 1:
+            raise KeyboardInterrupt
+
+    fit(small_model(), digits, epochs=2, channels_last=False, checkpoint=ckpt,
+        callbacks=[stop_after_one], progress=False)  # fmt: skip
+    model = small_model()
+    resumed = fit(model, digits, epochs=2, checkpoint=ckpt, resume=True, progress=False)
+    assert resumed.config["memory_format"] == "contiguous" and len(resumed) == 2
+    assert conv_weight(model).is_contiguous()
+    with pytest.raises(ValueError, match="trained in contiguous"):
+        fit(small_model(), digits, epochs=3, channels_last=True, checkpoint=ckpt, resume=True,
+            progress=False)  # fmt: skip

@@ -328,12 +328,13 @@ for strategy, history in lam_runs.items():
 # and 0.970.
 #
 # One seed, one task, a few epochs: nothing here ranks the strategies. The comparison over seeds,
-# one arm per strategy, with paired tests against cross-entropy:
+# one arm per strategy, with paired tests against the constant λ (`--reference latentboost`):
 #
 # ```bash
-# latentboost-lab compare --dataset fashion_mnist --n-train 10000 --arms ce,latentboost \
+# latentboost-lab compare --dataset fashion_mnist --n-train 10000 --arms latentboost \
 #     --lam-strategies warmup,uncertainty,grad_ratio,controller --epochs 30 --patience 5 \
-#     --seeds 5 --threads 1 --out results/fashion_mnist_lambda_strategies
+#     --seeds 5 --threads 1 --reference latentboost \
+#     --out results/fashion_mnist_10k_lambda_strategies
 # ```
 #
 # ## Checks on this run

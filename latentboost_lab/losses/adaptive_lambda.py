@@ -23,8 +23,10 @@ needs nothing new. The strategies here decide λ from what training sees, and ea
   0.9, starting from ``start``) and kept in ``[low, high]``. GradNorm proper balances gradient
   norms at the last shared layer's *weights* with a learned rate per task; at the latent
   (the two terms' only shared input) the ratio needs two extra backward passes through the
-  loss heads only, not through the network. Not for a distributed run (the gradients would be
-  each process's share).
+  loss heads only, not through the network. It needs a latent the logits are computed from
+  (the ``embedding`` or ``pooled`` reading; the ``features`` reading is refused with a clear
+  error). In a distributed run the loss sees the gathered global batch
+  (:mod:`latentboost_lab.distributed`), so every process computes the single-process λ.
 - :class:`ValidationController`: ours. At the start of every epoch after the first, the
   validation accuracy of the model so far is measured; while it holds (no more than
   ``tolerance`` below the best so far) λ rises by ``step``, when it drops λ falls by ``step``,
@@ -114,7 +116,14 @@ class GradientRatio(AdaptiveLambda):
         # Two backward passes through the loss heads only (the graph is kept for the step's).
         (g_ce,) = torch.autograd.grad(ce, latent, retain_graph=True, allow_unused=True)
         (g_dist,) = torch.autograd.grad(dist, latent, retain_graph=True, allow_unused=True)
-        n_ce = g_ce.norm() if g_ce is not None else latent.new_zeros(())
+        if g_ce is None:
+            raise ValueError(
+                "GradientRatio compares the two terms' gradients at the latent, but the "
+                "cross-entropy does not depend on the latent the model returns (the 'features' "
+                "reading returns the flattened feature map beside the logits' path): use the "
+                "'embedding' or 'pooled' latent, or another λ strategy"
+            )
+        n_ce = g_ce.norm()
         n_dist = g_dist.norm() if g_dist is not None else latent.new_zeros(())
         total = n_ce + n_dist
         # No gradient from either term (a batch where both vanish): keep λ as it was.
@@ -166,15 +175,20 @@ class ValidationController(AdaptiveLambda):
         return lam
 
     def on_epoch_start(self, model, data, epoch):
-        if epoch == 0:
-            return
         from latentboost_lab.inference import embed
 
+        if epoch == 0:  # nothing to decide yet, but fail now, not after an epoch of training
+            try:
+                n_val = len(data.split("val")[1])
+            except ValueError:  # data built without a validation split
+                n_val = 0
+            if n_val == 0:
+                raise ValueError(
+                    "ValidationController needs a validation split: load the data with "
+                    "val_size > 0 (--val-size on the command line)"
+                )
+            return
         _, labels, logits = embed(model, data, "val", return_logits=True)
-        if len(labels) == 0:
-            raise ValueError(
-                "ValidationController needs a validation split: load the data with val_size > 0"
-            )
         self.decide((logits.argmax(1) == labels).float().mean().item())
 
     def combine(self, ce, dist, latent, epoch):
