@@ -444,8 +444,8 @@ def add_compare_parser(sub) -> None:
         type=_arm_name,
         default=None,
         help="the arm every other arm is compared with, paired over seeds, in the report "
-        "(default ce, when it ran; e.g. latentboost to compare λ strategies with the constant "
-        "λ); give it again with --report-only",
+        "(default: the one given before for this folder, else ce; e.g. latentboost to compare "
+        "λ strategies with the constant λ); recorded in runs.json",
     )
     compare.add_argument(
         "--report-only",
@@ -682,10 +682,13 @@ def _reference(args, results) -> str:
     from .results import arms_in
 
     if args.reference is None:
-        return "ce"
+        return results.reference  # the one recorded by an earlier --reference, else ce
     arms = arms_in(results)
     if args.reference not in arms:
         raise ValueError(f"--reference: {args.reference!r} is not an arm of this comparison {arms}")
+    if results.config.get("reference", "ce") != args.reference:  # kept for --report-only
+        results.config["reference"] = args.reference
+        results.save()
     return args.reference
 
 

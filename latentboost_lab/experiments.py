@@ -311,15 +311,21 @@ class Results(RunRecords):
     """A ``runs.json`` (:class:`latentboost_lab.results.Results`) with its report: the tables,
     the paired tests and the figures of :mod:`latentboost_lab.report`."""
 
-    def summary(self, reference: str = "ce") -> dict:
-        return report.summarise(self, reference=reference)
+    @property
+    def reference(self) -> str:
+        """The arm the report compares the others with: the one recorded in ``runs.json``
+        (``compare --reference``), else ce."""
+        return self.config.get("reference", "ce")
 
-    def markdown(self, reference: str = "ce") -> str:
-        return report.markdown(self, reference=reference)
+    def summary(self, reference: str | None = None) -> dict:
+        return report.summarise(self, reference=reference or self.reference)
 
-    def write_report(self, reference: str = "ce") -> list[Path]:
+    def markdown(self, reference: str | None = None) -> str:
+        return report.markdown(self, reference=reference or self.reference)
+
+    def write_report(self, reference: str | None = None) -> list[Path]:
         """Write ``summary.md``, ``summary.json`` and the figures beside ``runs.json``."""
-        return report.write_report(self, reference=reference)
+        return report.write_report(self, reference=reference or self.reference)
 
 
 def _check_out_dir(out_dir: Path) -> None:

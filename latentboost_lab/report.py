@@ -167,10 +167,11 @@ def _stats(values: list[float]) -> dict:
     }
 
 
-def summarise(results, reference: str = "ce") -> dict:
+def summarise(results, reference: str | None = None) -> dict:
     """Per arm: mean/std/n of every metric; against ``reference`` (when it ran): the paired
     test of every metric over the shared seeds, and how often the arm reached the reference's
     best validation accuracy."""
+    reference = reference or results.config.get("reference", "ce")  # compare --reference
     runs = results.runs
     by_arm: dict[str, dict[int, dict]] = {}
     for run in runs.values():
@@ -405,10 +406,11 @@ def _task(fixed: dict) -> str:
     return f"{fixed.get('dataset')}, super-classes {group}"
 
 
-def markdown(results, reference: str = "ce", *, summary: dict | None = None) -> str:
+def markdown(results, reference: str | None = None, *, summary: dict | None = None) -> str:
     """The report: settings, a table per arm (mean ± std over seeds), and the paired comparison
     with the reference arm beside the paper's claims. ``summary``: :func:`summarise`'s result
     when the caller has it already."""
+    reference = reference or results.config.get("reference", "ce")  # compare --reference
     summary = summary or summarise(results, reference)
     fixed = results.config.get("fixed", {})
     dataset = fixed.get("dataset")
@@ -654,9 +656,10 @@ def _ood_row(name: str, entry: dict, scores: list[str], what: str) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-def write_report(results, reference: str = "ce") -> list[Path]:
+def write_report(results, reference: str | None = None) -> list[Path]:
     """Write ``summary.md``, ``summary.json`` and the figures beside ``runs.json``; return the
     paths written."""
+    reference = reference or results.config.get("reference", "ce")  # compare --reference
     out = Path(results.path).parent
     written = []
     summary = summarise(results, reference)

@@ -175,6 +175,8 @@ class Results:
             config = disk["config"]
             config["arms"] = merge_arms(config.get("arms", []), self.config["arms"])
             config["seeds"] = sorted(set(config["seeds"]) | set(self.config["seeds"]))
+            if "reference" in self.config:  # the report's reference arm, when one was chosen
+                config["reference"] = self.config["reference"]
             for log in LOGS:
                 disk.setdefault(log, []).extend(self.document.get(log, [])[self._saved_log[log] :])
             return disk

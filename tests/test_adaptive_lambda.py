@@ -5,6 +5,7 @@ through fit, records its λ, and resumes to the uninterrupted run."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -202,9 +203,17 @@ def test_compare_reports_against_the_reference_arm_it_is_given(tmp_path, capsys)
     assert "## λ during training" in text  # the warm-up's λ moved: 0 at epoch 0
     code = cli.main(["compare", "--report-only", "--out", str(out), "--reference", "ce"])
     assert code != 0 and "--reference: 'ce' is not an arm" in capsys.readouterr().err
-    # without --reference a folder without ce still reports (no paired tests), as before
+    # the reference is recorded: --report-only without it reports against latentboost again
     assert cli.main(["compare", "--report-only", "--out", str(out)]) == 0
-    assert "## Against" not in (out / "summary.md").read_text()
+    assert "## Against `latentboost`" in (out / "summary.md").read_text()
+    assert json.loads((out / "runs.json").read_text())["config"]["reference"] == "latentboost"
+    # a folder without ce and no reference ever given still reports (no paired tests)
+    other = tmp_path / "plain"
+    argv = ["compare", "--dataset", "digits", "--arms", "latentboost", "--epochs", "1", "--seeds",
+            "1", "--n-train", "200", "--n-test", "100", "--device", "cpu", "--no-progress",
+            "--out", str(other)]  # fmt: skip
+    assert cli.main(argv) == 0 and cli.main(["compare", "--report-only", "--out", str(other)]) == 0
+    assert "## Against" not in (other / "summary.md").read_text()
 
 
 def test_strategies_refuse_what_they_cannot_do_before_training(digits):

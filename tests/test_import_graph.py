@@ -104,7 +104,9 @@ def test_results_and_runstore_import_nothing_that_computes():
     graph = import_graph()
     assert graph["latentboost_lab.runstore"] == set()
     assert graph["latentboost_lab.results"] == {"latentboost_lab.runstore"}
-    assert graph["latentboost_lab.provenance"] <= {"latentboost_lab"}  # __version__ only
+    # __version__, and the thread settings (which read the environment and torch's counts)
+    assert graph["latentboost_lab.provenance"] <= {"latentboost_lab", "latentboost_lab.threads"}
+    assert graph["latentboost_lab.threads"] == set()
 
 
 if __name__ == "__main__":
