@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import __version__
 from ._checks import _float_in, non_negative_int, positive_float, positive_int, unit_float
-from .config import DEFAULT_EPOCHS, DEFAULTS
+from .config import CHANNELS_LAST, DEFAULT_EPOCHS, DEFAULTS
 
 DOWNLOADABLE = ("fashion_mnist", "cifar10", "cifar100")
 
@@ -1001,10 +1001,6 @@ def _load(args):
     )
 
 
-#: --memory-format as fit's channels_last (None: the model's own choice).
-_CHANNELS_LAST = {"auto": None, "channels_last": True, "contiguous": False}
-
-
 def _train_arm(args, data, loss_name: str, lam: float | None):
     """One arm trained as the runner builds it (:func:`latentboost_lab.experiments.build_run`),
     with the command's fit options."""
@@ -1027,7 +1023,7 @@ def _train_arm(args, data, loss_name: str, lam: float | None):
         batch_size=args.batch_size,
         patience=args.patience,
         seed=args.seed,
-        channels_last=_CHANNELS_LAST[args.memory_format],
+        channels_last=CHANNELS_LAST[args.memory_format],
         bf16=args.bf16,
         compile=args.compile,
         progress=not args.no_progress,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_EPOCHS", "TrainSettings"]
+__all__ = ["CHANNELS_LAST", "DEFAULT_EPOCHS", "TrainSettings"]
 
 #: The command line's epoch budget per data set when ``--epochs`` is not given (20 elsewhere).
 DEFAULT_EPOCHS = {"digits": 20, "fashion_mnist": 10, "cifar10": 30, "cifar100": 30}
@@ -41,6 +41,10 @@ class TrainSettings:
         """The settings as ``fit``'s keyword arguments (checked there)."""
         return dataclasses.asdict(self)
 
+
+#: A memory-format setting (``--memory-format``, ``ExperimentConfig.memory_format``) as fit's
+#: ``channels_last`` argument; "auto" is None, the model's own choice.
+CHANNELS_LAST = {"auto": None, "channels_last": True, "contiguous": False}
 
 #: The defaults, as fit and the runner read them.
 DEFAULTS = TrainSettings()

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from . import report
 from ._checks import check_choice, check_in_range, check_int
-from .config import DEFAULTS
+from .config import CHANNELS_LAST, DEFAULTS
 from .losses import as_objective
 from .models import MEMORY_FORMATS, preferred_memory_format
 from .nonfinite import NonFiniteLossError
@@ -552,9 +552,7 @@ def _fit_kwargs(config: ExperimentConfig, arm: Arm, seed: int, progress: bool) -
         "monitor": arm.monitor,
         "seed": seed,
         "bf16": config.bf16,
-        "channels_last": {"auto": None, "channels_last": True, "contiguous": False}[
-            config.memory_format
-        ],
+        "channels_last": CHANNELS_LAST[config.memory_format],
         "compile": config.compile,
         "eval_test": False,
         "progress": progress,
@@ -659,11 +657,10 @@ def open_experiment(
     todo = planned_runs(config, shard)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    runs_file = out_dir / "runs.json"
-    recorded = Results.load(runs_file).config.get("fixed", {}) if runs_file.exists() else None
-    config.memory_format = resolve_memory_format(config, recorded)
     (out_dir / "checkpoints").mkdir(exist_ok=True)
     results = _open_results(config, out_dir, command)
+    # "auto" as the folder has it (read once by _open_results; a new folder records it).
+    config.memory_format = resolve_memory_format(config, results.config["fixed"])
     results.save()
     return out_dir, results, [(s, a) for s, a in todo if run_key(a, s) not in results.runs]
 
